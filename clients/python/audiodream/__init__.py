@@ -1,0 +1,11 @@
+"""audiodream: dream sound with neural networks, through a gRPC service.
+
+The client side: `Client` talks to a server; `audiodream` (the CLI) wraps it.
+The generated protobuf/gRPC stubs live in `audiodream.v1`.
+"""
+
+from .client import Client, DreamOutput, ServerError
+from .layers import parse_layer
+
+__all__ = ["Client", "DreamOutput", "ServerError", "parse_layer"]
+__version__ = "0.1.0"

@@ -1,0 +1,155 @@
+"""The `audiodream` command: validates arguments and dispatches; no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .client import DEFAULT_ADDRESS, Client, ServerError
+from .layers import parse_layer
+
+SERVER_ENV = "AUDIODREAM_SERVER"
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audiodream", description="Dream sound with neural networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gRPC server")
+    serve.add_argument("--host", help="address to bind [127.0.0.1]")
+    serve.add_argument("--port", type=int, help="port, 0 = any free one [50051]")
+    serve.add_argument("--device", help="auto, cpu, cuda, cuda:N [auto]")
+    serve.add_argument("--threads", type=int, help="torch threads, 0 = one per core [0]")
+    serve.add_argument("--max-message-mb", type=int, help="gRPC message limit, MiB [64]")
+    serve.add_argument("--max-seconds", type=float, help="longest audio per request [300]")
+    serve.add_argument("--max-iterations", type=int, help="most iterations per request [1000]")
+    serve.add_argument("--max-active", type=int, help="dreams computing at once [1]")
+    serve.add_argument("--max-queued", type=int, help="dreams waiting for a slot [16]")
+
+    for name, text in (("models", "list the server's models"),):
+        p = sub.add_parser(name, help=text)
+        _add_connection(p)
+    layers = sub.add_parser("layers", help="list a model's dreamable layers")
+    layers.add_argument("model", nargs="?", default="", help="model name [server default]")
+    _add_connection(layers)
+
+    dream = sub.add_parser("dream", help="dream a sound file")
+    dream.add_argument("input", help="sound file to dream (WAV, FLAC, OGG)")
+    dream.add_argument("output", help="where to write the dreamed sound")
+    _add_connection(dream)
+    dream.add_argument("--model", default="", help="model name [server default]")
+    dream.add_argument("--layer", action="append", default=[], metavar="NAME[:CH,..][@W]",
+                       help="layer to amplify, repeatable, e.g. conv3:1,5@0.5")
+    dream.add_argument("--objective", help="activation, mean, class [activation]")
+    dream.add_argument("--class", dest="class_", metavar="INDEX|NAME",
+                       help="class for --objective class")
+    dream.add_argument("--negate", action="store_true", help="push away from the class")
+    dream.add_argument("--iterations", type=int, help="gradient steps [20]")
+    dream.add_argument("--step-size", type=float, help="step relative to the gradient [0.02]")
+    dream.add_argument("--seed", type=int, help="random seed [0]")
+    dream.add_argument("--init", help="input, white, pink, sine, silence [input]")
+    dream.add_argument("--jitter", type=int, help="random time shift, model samples [0]")
+    dream.add_argument("--lowpass", type=float, help="low-pass cutoff, Hz [off]")
+    dream.add_argument("--smoothing", type=float, help="gradient smoothing coefficient [0.5]")
+    dream.add_argument("--smoothing-kernel", type=int, help="smoothing kernel, odd [9]")
+    dream.add_argument("--grad-norm", help="std, l2, mean_abs [std]")
+    dream.add_argument("--mix", type=float, help="dry/wet, 0..1 [1]")
+    dream.add_argument("--mix-original", type=float, help="pull toward the input per step [0]")
+    dream.add_argument("--local", action="store_true", help="run the engine here, no server")
+    dream.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda [auto]")
+    dream.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    return parser
+
+
+def _add_connection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default=os.environ.get(SERVER_ENV, DEFAULT_ADDRESS),
+                   help=f"HOST:PORT of the server [${SERVER_ENV} or {DEFAULT_ADDRESS}]")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ServerError as exc:
+        print(f"audiodream: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"audiodream: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_serve(args) -> int:
+    from audiodream_server import runtime
+
+    runtime.configure_environment()
+    import logging
+
+    from audiodream_server.service.config import ServerConfig
+    from audiodream_server.service.server import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServerConfig.from_env()
+    for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
+                 "max_iterations", "max_active", "max_queued"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    serve(config)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .report import print_models
+
+    with Client(args.server) as client:
+        print_models(client.models())
+    return 0
+
+
+def cmd_layers(args) -> int:
+    from .report import print_layers
+
+    with Client(args.server) as client:
+        print_layers(client.layers(args.model))
+    return 0
+
+
+def cmd_dream(args) -> int:
+    from .report import ProgressBar, print_dream_summary, write_like
+
+    for text in args.layer:
+        parse_layer(text)  # syntax errors before any work
+    params = dict(objective=args.objective, iterations=args.iterations,
+                  step_size=args.step_size, seed=args.seed, init=args.init,
+                  time_jitter=args.jitter, lowpass_hz=args.lowpass,
+                  smoothing_coefficient=args.smoothing,
+                  smoothing_kernel=args.smoothing_kernel, grad_norm=args.grad_norm,
+                  mix=args.mix, mix_original=args.mix_original, negate=args.negate or None)
+    if args.class_ is not None:
+        key = "class_index" if args.class_.isdigit() else "class_name"
+        params[key] = int(args.class_) if key == "class_index" else args.class_
+        params["objective"] = params["objective"] or "class"
+    if args.local:
+        from audiodream_server import runtime
+
+        runtime.configure_environment()
+        from audiodream_server.local import LocalClient
+
+        client = LocalClient(device=args.device)
+    else:
+        client = Client(args.server)
+    with client, ProgressBar(disable=args.quiet) as bar:
+        out = client.dream(args.input, model=args.model, layers=args.layer,
+                           progress=bar.update, **params)
+    write_like(args.output, out.audio, out.sample_rate, args.input)
+    if not args.quiet:
+        print_dream_summary(out, args.output)
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "models": cmd_models, "layers": cmd_layers, "dream": cmd_dream}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

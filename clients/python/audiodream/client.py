@@ -1,0 +1,256 @@
+"""The Python client: `Client(address).models() / .layers() / .dream(...)`.
+
+Audio is numpy in the soundfile layout: `[T]` (mono) or `[T, C]`, float32, with
+its rate in Hz; or a path / the bytes of a sound file. Results come back in the
+layout they went in. Server errors raise `ServerError` with the gRPC status name.
+
+>>> import numpy as np
+>>> from audiodream import Client                           # doctest: +SKIP
+>>> with Client("127.0.0.1:50051") as c:                    # doctest: +SKIP
+...     out = c.dream(np.zeros(44100, np.float32), 44100, layers=["conv3:1,2@0.5"])
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import grpc
+import numpy as np
+
+from .layers import parse_layer
+from .v1 import audiodream_pb2 as pb
+from .v1 import audiodream_pb2_grpc as pb_grpc
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+# DreamParams fields a caller may set by keyword.
+PARAM_FIELDS = tuple(f.name for f in pb.DreamParams.DESCRIPTOR.fields
+                     if f.name not in ("model", "layers"))
+
+
+class ServerError(Exception):
+    """A call the server refused or failed. `code` is the gRPC status name."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    sample_rate: int
+    fixed_input_samples: int
+    description: str
+    device: str
+    num_classes: int
+    trained: bool
+    default_layer: str
+    domain: str
+    parameters: int
+    is_default: bool = False
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    module_type: str
+    channels: int
+    frame_rate: float
+    stride: int
+
+
+@dataclass
+class Layers:
+    model: str
+    sample_rate: int
+    default_layer: str
+    layers: list[LayerInfo]
+    classes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Features:
+    rms: float
+    spectral_centroid_hz: float
+    spectral_flatness: float
+    spectral_flux: float
+
+
+@dataclass
+class DreamOutput:
+    """A dreamed sound: `audio` in the layout of the input, and what was measured."""
+
+    audio: np.ndarray
+    sample_rate: int
+    loss: list[float]
+    input_features: Features
+    output_features: Features
+    output_gain: float
+    model: str
+    windows: int
+    timing: dict[str, float]
+    params: pb.DreamParams
+
+
+Progress = Callable[[pb.DreamProgressUpdate], None]
+
+
+class Client:
+    """A connection to an audiodream server.
+
+    Args:
+        address: "host:port".
+        max_message_mb: send/receive limit, MiB; must not exceed the server's.
+        timeout: seconds per call; None = no deadline.
+    """
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, max_message_mb: int = 64,
+                 timeout: float | None = None):
+        limit = max_message_mb * 1024 * 1024
+        self._channel = grpc.insecure_channel(address, options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit)])
+        self._stub = pb_grpc.DreamServiceStub(self._channel)
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def models(self) -> list[ModelInfo]:
+        response = self._call(self._stub.ListModels, pb.ListModelsRequest())
+        return [model_info(m, response.default_model) for m in response.models]
+
+    def layers(self, model: str = "") -> Layers:
+        return layers_of(self._call(self._stub.ListLayers, pb.ListLayersRequest(model=model)))
+
+    def dream(self, audio, sample_rate: int | None = None, *, model: str = "",
+              layers: Iterable = (), progress: Progress | None = None,
+              **params) -> DreamOutput:
+        """Dreams a sound.
+
+        Args:
+            audio: numpy `[T]` or `[T, C]` (needs `sample_rate`), a path, or file bytes.
+            model: model name; "" = the server's default.
+            layers: "NAME[:CH,CH...][@WEIGHT]" strings, (name, channels, weight)
+                tuples or dicts; empty = the model's default layer.
+            progress: called with each progress update (uses DreamProgress).
+            **params: any DreamParams field, e.g. iterations=20, step_size=0.02.
+        """
+        request = dream_request(audio, sample_rate, model, layers, params)
+        return dream_output(self._execute(request, progress), audio)
+
+    def _execute(self, request: pb.DreamRequest, progress: Progress | None) -> pb.DreamResponse:
+        if progress is None:
+            return self._call(self._stub.Dream, request)
+        try:
+            for event in self._stub.DreamProgress(request, timeout=self.timeout):
+                if event.HasField("result"):
+                    return event.result
+                progress(event.progress)
+        except grpc.RpcError as exc:
+            raise ServerError(exc.code().name, exc.details()) from None
+        raise ServerError("UNKNOWN", "the server ended DreamProgress without a result")
+
+    def _call(self, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise ServerError(exc.code().name, exc.details()) from None
+
+
+def dream_request(audio, sample_rate: int | None, model: str, layers: Iterable,
+                  params: dict) -> pb.DreamRequest:
+    """Builds a DreamRequest from client-side arguments."""
+    unknown = set(params) - set(PARAM_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown dream parameter(s) {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(PARAM_FIELDS)}")
+    msg = pb.DreamParams(model=model, **{k: v for k, v in params.items() if v is not None})
+    for layer in layers:
+        name, channels, weight = _layer_tuple(layer)
+        sel = msg.layers.add(name=name, channels=channels)
+        if weight is not None:
+            sel.weight = weight
+    return pb.DreamRequest(audio=audio_message(audio, sample_rate), params=msg)
+
+
+def audio_message(audio, sample_rate: int | None) -> pb.Audio:
+    """numpy `[T]`/`[T, C]` + rate, a path, or file bytes -> Audio."""
+    if isinstance(audio, (str, os.PathLike)):
+        with open(audio, "rb") as f:
+            return pb.Audio(encoded=f.read())
+    if isinstance(audio, (bytes, bytearray)):
+        return pb.Audio(encoded=bytes(audio))
+    samples = np.asarray(audio, dtype="<f4")
+    if samples.ndim not in (1, 2):
+        raise ValueError(f"audio must be [T] or [T, C], got shape {samples.shape}")
+    if not sample_rate:
+        raise ValueError("numpy audio needs its sample_rate in Hz")
+    channels = 1 if samples.ndim == 1 else samples.shape[1]
+    return pb.Audio(pcm=np.ascontiguousarray(samples).tobytes(), sample_rate=sample_rate,
+                    channels=channels)
+
+
+def dream_output(response: pb.DreamResponse, like) -> DreamOutput:
+    audio = decode_audio(response.audio)
+    if isinstance(like, np.ndarray) and np.ndim(like) == 1 and audio.shape[1] == 1:
+        audio = audio[:, 0]
+    return DreamOutput(
+        audio=audio, sample_rate=response.audio.sample_rate, loss=list(response.loss),
+        input_features=_features(response.input_features),
+        output_features=_features(response.output_features),
+        output_gain=response.output_gain, model=response.model, windows=response.windows,
+        timing={"queue": response.timing.queue_seconds,
+                "prepare": response.timing.prepare_seconds,
+                "dream": response.timing.dream_seconds,
+                "total": response.timing.total_seconds},
+        params=response.params)
+
+
+def decode_audio(msg: pb.Audio) -> np.ndarray:
+    """Audio -> `[T, C]` float32."""
+    if msg.WhichOneof("data") == "pcm":
+        return np.frombuffer(msg.pcm, dtype="<f4").reshape(-1, msg.channels).astype(np.float32)
+    import io
+
+    import soundfile as sf
+
+    samples, _ = sf.read(io.BytesIO(msg.encoded), dtype="float32", always_2d=True)
+    return samples
+
+
+def model_info(m: pb.ModelInfo, default: str = "") -> ModelInfo:
+    return ModelInfo(m.name, m.sample_rate, m.fixed_input_samples, m.description, m.device,
+                     m.num_classes, m.trained, m.default_layer, m.domain, m.parameters,
+                     m.name == default)
+
+
+def layers_of(r: pb.ListLayersResponse) -> Layers:
+    return Layers(r.model, r.sample_rate, r.default_layer,
+                  [LayerInfo(l.name, l.module_type, l.channels, l.frame_rate, l.stride)
+                   for l in r.layers], list(r.classes))
+
+
+def _features(f: pb.Features) -> Features:
+    return Features(f.rms, f.spectral_centroid_hz, f.spectral_flatness, f.spectral_flux)
+
+
+def _layer_tuple(layer) -> tuple[str, Sequence[int], float | None]:
+    if isinstance(layer, str):
+        return parse_layer(layer)
+    if isinstance(layer, dict):
+        return layer["name"], list(layer.get("channels", ())), layer.get("weight")
+    name, *rest = layer
+    channels = list(rest[0]) if rest else []
+    weight = rest[1] if len(rest) > 1 else None
+    return name, channels, weight

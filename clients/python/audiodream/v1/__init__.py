@@ -1,0 +1,1 @@
+"""Generated from proto/audiodream/v1/audiodream.proto; do not edit."""

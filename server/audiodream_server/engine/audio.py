@@ -1,0 +1,82 @@
+"""Audio in and out: decoding, validation, encoding.
+
+Inside the engine a sound is a float32 numpy array `[C, T]` (channels first, as
+torch wants it) plus its rate in Hz.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import soundfile as sf
+
+from ..errors import InvalidArgument, OutOfRange, ResourceExhausted
+from .params import Limits
+
+ENCODINGS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24"), "ogg": ("OGG", "VORBIS")}
+
+
+def decode(data: bytes) -> tuple[np.ndarray, int]:
+    """Decodes a sound file (WAV, FLAC, OGG, AIFF...) to `([C, T] float32, rate)`."""
+    if not data:
+        raise InvalidArgument("audio is empty: send a sound file or PCM samples")
+    try:
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises several types for bad data
+        raise InvalidArgument(f"cannot decode the audio file ({exc}); "
+                              "send WAV, FLAC or OGG, or raw float32 PCM") from exc
+    return np.ascontiguousarray(samples.T), int(rate)
+
+
+def from_pcm(data: bytes, sample_rate: int, channels: int, limits: Limits = Limits()) -> np.ndarray:
+    """Interleaved float32 little-endian bytes -> `[C, T]`."""
+    if channels == 0:
+        raise InvalidArgument("PCM audio needs its channel count (channels = 1..8)")
+    check_format(sample_rate, channels, limits)
+    if not data:
+        raise InvalidArgument("audio is empty: send at least one frame of PCM samples")
+    frame_bytes = 4 * channels
+    if len(data) % frame_bytes:
+        raise InvalidArgument(f"PCM is {len(data)} bytes, not a multiple of 4 x {channels} "
+                              "channels: expected float32 little-endian interleaved samples")
+    samples = np.frombuffer(data, dtype="<f4").reshape(-1, channels)
+    return np.ascontiguousarray(samples.T, dtype=np.float32)
+
+
+def check_format(sample_rate: int, channels: int, limits: Limits = Limits()) -> None:
+    if sample_rate == 0:
+        raise InvalidArgument("PCM audio needs its sample_rate in Hz "
+                              f"({limits.min_rate}..{limits.max_rate})")
+    if not limits.min_rate <= sample_rate <= limits.max_rate:
+        raise OutOfRange(f"sample rate {sample_rate} Hz is outside "
+                         f"{limits.min_rate}..{limits.max_rate} Hz")
+    if not 1 <= channels <= limits.max_channels:
+        raise OutOfRange(f"{channels} channels is outside 1..{limits.max_channels}")
+
+
+def validate(audio: np.ndarray, sample_rate: int, limits: Limits = Limits(), what: str = "audio") -> None:
+    """Checks rate, channels, length and that every sample is finite."""
+    check_format(sample_rate, audio.shape[0], limits)
+    if audio.shape[1] == 0:
+        raise InvalidArgument(f"{what} is empty: it has no samples")
+    seconds = audio.shape[1] / sample_rate
+    if seconds > limits.max_seconds:
+        raise ResourceExhausted(f"{what} is {seconds:.1f} s long; this server accepts at most "
+                                f"{limits.max_seconds:g} s per request")
+    if not np.isfinite(audio).all():
+        bad = int((~np.isfinite(audio)).sum())
+        raise InvalidArgument(f"{what} has {bad} NaN or infinite samples; all must be finite")
+
+
+def encode(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
+    """`[C, T]` -> a sound file (fmt "wav", "flac" or "ogg")."""
+    container, subtype = ENCODINGS[fmt]
+    buf = io.BytesIO()
+    sf.write(buf, audio.T, sample_rate, format=container, subtype=subtype)
+    return buf.getvalue()
+
+
+def to_pcm(audio: np.ndarray) -> bytes:
+    """`[C, T]` -> interleaved float32 little-endian bytes."""
+    return np.ascontiguousarray(audio.T, dtype="<f4").tobytes()

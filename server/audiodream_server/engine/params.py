@@ -1,0 +1,137 @@
+"""Dream parameters: one typed dataclass, validated once at the edge.
+
+Defaults follow SPEC §2 (and Bisig & Wegner, seed 003 §3.4). `validate` checks
+every field against its range and raises with a message naming the allowed
+values; `resolve` then checks the names against one model (layers, channels,
+classes) and fills the model-dependent defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ..errors import InvalidArgument, NotFound, OutOfRange
+from ..models.spec import ModelSpec
+
+OBJECTIVES = ("activation", "mean", "class")
+UPDATES = ("add",)
+INITS = ("input", "white", "pink", "sine", "silence")
+GRAD_NORMS = ("std", "l2", "mean_abs")
+OUTPUT_FORMATS = ("pcm", "wav", "flac", "ogg")
+
+
+@dataclass(frozen=True)
+class LayerSelection:
+    """A layer to amplify, optionally only some feature maps, with a weight."""
+
+    name: str
+    channels: tuple[int, ...] = ()
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Server-side limits on what one request may ask for."""
+
+    max_iterations: int = 1000
+    max_seconds: float = 300.0
+    max_channels: int = 8
+    min_rate: int = 8000
+    max_rate: int = 192000
+
+
+@dataclass(frozen=True)
+class DreamParams:
+    """Every parameter of one dream. Units and ranges in the proto's comments."""
+
+    model: str = ""
+    layers: tuple[LayerSelection, ...] = ()
+    objective: str = "activation"
+    update: str = "add"
+    iterations: int = 20
+    step_size: float = 0.02
+    seed: int = 0
+    init: str = "input"
+    init_frequency_hz: float = 440.0
+    init_gain: float = 0.25
+    time_jitter: int = 0
+    lowpass_hz: float = 0.0
+    mix_original: float = 0.0
+    smoothing_coefficient: float = 0.5
+    smoothing_kernel: int = 9
+    grad_norm: str = "std"
+    mix: float = 1.0
+    class_index: int | None = None
+    class_name: str = ""
+    negate: bool = False
+    window_overlap: float = 0.25
+    output_format: str = "pcm"
+
+    def validate(self, limits: Limits = Limits()) -> "DreamParams":
+        """Checks every field that does not depend on the model. Returns self."""
+        _choice("objective", self.objective, OBJECTIVES)
+        _choice("update", self.update, UPDATES)
+        _choice("init", self.init, INITS)
+        _choice("grad_norm", self.grad_norm, GRAD_NORMS)
+        _choice("output_format", self.output_format, OUTPUT_FORMATS)
+        _range("iterations", self.iterations, 0, limits.max_iterations)
+        _range("step_size", self.step_size, 0.0, 10.0)
+        _range("seed", self.seed, 0, 2**63 - 1)
+        _range("init_frequency_hz", self.init_frequency_hz, 1.0, 96000.0)
+        _range("init_gain", self.init_gain, 0.0, 1.0)
+        _range("time_jitter", self.time_jitter, 0, 1_000_000)
+        _range("lowpass_hz", self.lowpass_hz, 0.0, 1e6)
+        _range("mix_original", self.mix_original, 0.0, 1.0)
+        _range("smoothing_coefficient", self.smoothing_coefficient, 0.0, 10.0)
+        _range("smoothing_kernel", self.smoothing_kernel, 1, 255)
+        if self.smoothing_kernel % 2 == 0:
+            raise OutOfRange(f"smoothing_kernel must be odd (1..255), got {self.smoothing_kernel}")
+        _range("mix", self.mix, 0.0, 1.0)
+        _range("window_overlap", self.window_overlap, 0.05, 0.75)
+        for sel in self.layers:
+            if not sel.name:
+                raise InvalidArgument("a layer selection has an empty name")
+            _range(f"weight of layer {sel.name}", sel.weight, -1000.0, 1000.0)
+        return self
+
+    def resolve(self, spec: ModelSpec) -> "DreamParams":
+        """Checks layers, channels and classes against `spec`; fills defaults."""
+        layers = self.layers or (LayerSelection(spec.default_layer),)
+        for sel in layers:
+            layer = spec.layer(sel.name)
+            if layer is None:
+                raise NotFound(f"model {spec.name} has no layer {sel.name!r}; "
+                               f"layers: {', '.join(spec.layer_names)}")
+            for ch in sel.channels:
+                if not 0 <= ch < layer.channels:
+                    raise OutOfRange(f"channel {ch} of layer {sel.name} is out of range: "
+                                     f"it has channels 0..{layer.channels - 1}")
+        class_index = self.class_index
+        if self.objective == "class":
+            if not spec.classes:
+                raise InvalidArgument(f"model {spec.name} is not a classifier; "
+                                      "use objective 'activation' or 'mean'")
+            if self.class_name:
+                if self.class_name not in spec.classes:
+                    raise NotFound(f"model {spec.name} has no class {self.class_name!r}; "
+                                   "ListLayers gives its class names")
+                class_index = spec.classes.index(self.class_name)
+            elif class_index is None:
+                raise InvalidArgument("objective 'class' needs class_index or class_name")
+            if not 0 <= class_index < len(spec.classes):
+                raise OutOfRange(f"class_index {class_index} is out of range: "
+                                 f"model {spec.name} has classes 0..{len(spec.classes) - 1}")
+        return replace(self, model=spec.name, layers=tuple(layers), class_index=class_index)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InvalidArgument(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _range(name: str, value: float, low: float, high: float) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgument(f"{name} must be a finite number, got {value}")
+    if not low <= value <= high:
+        raise OutOfRange(f"{name} must be in {low:g}..{high:g}, got {value:g}")

@@ -1,0 +1,62 @@
+"""Fixed-length models: cut a long signal into overlapping windows and join them back.
+
+Windows of W samples start every hop = W - O samples (O = overlap); the end is
+zero-padded so the last window is whole. The dreamed *changes* of neighbouring
+windows are joined with an equal-power crossfade over the O overlapping samples:
+
+    fade_in(t)  = sin(pi/2 * (t + 1/2) / O),   t = 0..O-1
+    fade_out(t) = cos(pi/2 * (t + 1/2) / O)
+    fade_in^2 + fade_out^2 = 1
+
+Two windows dreamed independently change the same region in partly unrelated
+ways; an equal-power crossfade keeps the loudness of such changes constant across
+the join, and both fades are smooth, so joins cannot click.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def plan(length: int, window: int, overlap: int) -> tuple[int, int]:
+    """Returns `(count, hop)` for a signal of `length` samples."""
+    hop = window - overlap
+    if length <= window:
+        return 1, hop
+    return 1 + math.ceil((length - window) / hop), hop
+
+
+def split(signal: torch.Tensor, window: int, overlap: int) -> torch.Tensor:
+    """`[C, T]` -> `[C * n, W]`, window-major within each channel."""
+    channels, length = signal.shape
+    count, hop = plan(length, window, overlap)
+    padded = torch.nn.functional.pad(signal, (0, (count - 1) * hop + window - length))
+    frames = padded.unfold(1, window, hop)  # [C, n, W]
+    return frames.reshape(channels * count, window).contiguous()
+
+
+def crossfade_weights(count: int, window: int, overlap: int, device=None) -> torch.Tensor:
+    """`[n, W]` equal-power weights: fades in except on the first window, out except on the last."""
+    t = (torch.arange(overlap, dtype=torch.float32, device=device) + 0.5) / overlap
+    fade_in = torch.sin(0.5 * math.pi * t)
+    fade_out = torch.cos(0.5 * math.pi * t)
+    weights = torch.ones(count, window, device=device)
+    if count > 1:
+        weights[1:, :overlap] = fade_in
+        weights[:-1, window - overlap:] = fade_out
+    return weights
+
+
+def overlap_add(frames: torch.Tensor, channels: int, length: int, overlap: int) -> torch.Tensor:
+    """Inverse of `split` for dreamed changes: `[C * n, W]` -> `[C, T]`, equal-power joins."""
+    window = frames.shape[-1]
+    count, hop = plan(length, window, overlap)
+    weighted = frames.reshape(channels, count, window) * crossfade_weights(
+        count, window, overlap, frames.device)
+    total = (count - 1) * hop + window
+    out = torch.nn.functional.fold(
+        weighted.transpose(1, 2),  # [C, W, n]: one "column" per window
+        output_size=(1, total), kernel_size=(1, window), stride=(1, hop))
+    return out.reshape(channels, total)[:, :length]

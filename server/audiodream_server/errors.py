@@ -1,0 +1,34 @@
+"""Errors the library raises on purpose.
+
+Each class names the gRPC status it becomes; the mapping itself lives in one
+place, `audiodream_server.service.status`. Messages say what was wrong and what
+is allowed, because they reach the musician unchanged.
+"""
+
+
+class DreamError(Exception):
+    """Base of every deliberate error."""
+
+
+class InvalidArgument(DreamError):
+    """Malformed input: undecodable audio, NaN, unknown option names."""
+
+
+class OutOfRange(DreamError):
+    """A well-formed value outside its allowed range."""
+
+
+class NotFound(DreamError):
+    """Unknown model, layer or class."""
+
+
+class ResourceExhausted(DreamError):
+    """Too long, too many requests at once, or out of memory."""
+
+
+class FailedPrecondition(DreamError):
+    """The server is not in a state to do this (e.g. a model failed to load)."""
+
+
+class Cancelled(DreamError):
+    """The caller went away; the work was stopped."""

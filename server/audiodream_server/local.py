@@ -1,0 +1,61 @@
+"""`LocalClient`: the client interface, served by an in-process engine (no network).
+
+`audiodream dream --local` uses it. Requests go through the same protobuf
+conversion and validation as on the server, so local and remote dreams of the
+same request are identical.
+"""
+
+from __future__ import annotations
+
+from audiodream.client import Client, Progress, ServerError, layers_of, model_info
+from audiodream.v1 import audiodream_pb2 as pb
+
+from . import runtime
+from .engine.params import Limits
+from .engine.pipeline import dream
+from .models.registry import ModelRegistry, default_registry
+from .service import convert, status
+
+
+class LocalClient(Client):
+    """Like `Client`, without a server. Loads the models on construction."""
+
+    def __init__(self, device: str = "auto", threads: int = 0,
+                 registry: ModelRegistry | None = None, limits: Limits = Limits()):
+        runtime.configure_threads(threads)
+        self._models = (registry or default_registry()).load(runtime.pick_device(device))
+        self.limits = limits
+
+    def close(self) -> None:
+        pass
+
+    def models(self):
+        return [model_info(convert.model_info(m), self._models.default) for m in self._models]
+
+    def layers(self, model: str = ""):
+        return layers_of(self._guard(lambda: convert.layers_response(self._models.get(model))))
+
+    def _execute(self, request: pb.DreamRequest, progress: Progress | None) -> pb.DreamResponse:
+        def run():
+            audio, rate = convert.audio_from_proto(request.audio, self.limits)
+            params = convert.params_from_proto(request.params)
+            model = self._models.get(params.model)
+            on_step = None
+            if progress is not None:
+                def on_step(p):
+                    progress(pb.DreamProgressUpdate(stage="dreaming", iteration=p.step,
+                                                    iterations=p.steps, loss=p.loss))
+            result = dream(audio, rate, model, params, limits=self.limits, progress=on_step)
+            return convert.result_to_proto(result, model)
+
+        return self._guard(run)
+
+    @staticmethod
+    def _guard(fn):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - same mapping as the server's
+            code, message = status.status_of(exc)
+            if code.name == "INTERNAL":
+                raise
+            raise ServerError(code.name, message) from exc

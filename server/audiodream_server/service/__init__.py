@@ -1,0 +1,1 @@
+"""The gRPC service: thin adapters from protobuf to the engine."""

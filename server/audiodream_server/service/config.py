@@ -1,0 +1,65 @@
+"""Server configuration: one dataclass, filled from flags and AUDIODREAM_* variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+from ..engine.params import Limits
+
+ENV_PREFIX = "AUDIODREAM_"
+
+
+@dataclass
+class ServerConfig:
+    """Everything `audiodream serve` can be told.
+
+    Attributes:
+        host, port: where to listen; 127.0.0.1 keeps the server private by default.
+        device: "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:N".
+        threads: torch intra-op threads; 0 = the number of cores.
+        max_message_mb: gRPC send/receive limit, MiB (a 30 s stereo 48 kHz float32
+            file is 11.5 MB, over gRPC's 4 MiB default).
+        max_seconds: longest audio accepted per request.
+        max_iterations: most iterations one request may ask for.
+        max_active: dreams computing at once; max_queued: dreams waiting for a slot.
+        max_batch: windows per forward/backward pass (memory bound).
+        grace_seconds: time in-flight work gets after SIGTERM.
+        workers: RPC handler threads.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    device: str = "auto"
+    threads: int = 0
+    max_message_mb: int = 64
+    max_seconds: float = 300.0
+    max_iterations: int = 1000
+    max_active: int = 1
+    max_queued: int = 16
+    max_batch: int = 32
+    grace_seconds: float = 10.0
+    workers: int = 32
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> "ServerConfig":
+        """Defaults overridden by AUDIODREAM_<FIELD> variables (e.g. AUDIODREAM_PORT)."""
+        config = cls()
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                kind = type(getattr(config, f.name))
+                try:
+                    setattr(config, f.name, kind(raw))
+                except ValueError:
+                    raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid "
+                                     f"{kind.__name__}") from None
+        return config
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_iterations=self.max_iterations, max_seconds=self.max_seconds)
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.max_message_mb * 1024 * 1024

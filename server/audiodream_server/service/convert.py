@@ -1,0 +1,123 @@
+"""Protobuf <-> engine types. No logic beyond filling defaults and checking shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audiodream.v1 import audiodream_pb2 as pb
+
+from ..engine import audio as audio_io
+from ..engine.features import Features
+from ..engine.params import DreamParams, LayerSelection, Limits
+from ..engine.pipeline import DreamResult
+from ..errors import InvalidArgument
+from ..models.registry import LoadedModel
+
+_DEFAULTS = DreamParams()
+# Choice fields: an empty string means "the default".
+_CHOICES = ("objective", "update", "init", "grad_norm", "output_format")
+# Scalars with presence: unset means "the default".
+_OPTIONALS = ("iterations", "step_size", "seed", "init_frequency_hz", "init_gain",
+              "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient",
+              "smoothing_kernel", "mix", "class_index", "window_overlap")
+
+
+def params_from_proto(msg: pb.DreamParams, base: DreamParams = _DEFAULTS) -> DreamParams:
+    """Fields set in `msg` override `base` (the defaults, or the settings in force)."""
+    values = {}
+    for name in _CHOICES:
+        if getattr(msg, name):
+            values[name] = getattr(msg, name)
+    for name in _OPTIONALS:
+        if msg.HasField(name):
+            values[name] = getattr(msg, name)
+    if msg.model:
+        values["model"] = msg.model
+    if msg.class_name:
+        values["class_name"] = msg.class_name
+    if msg.negate:
+        values["negate"] = True
+    if msg.layers:
+        values["layers"] = tuple(
+            LayerSelection(sel.name, tuple(sel.channels),
+                           sel.weight if sel.HasField("weight") else 1.0)
+            for sel in msg.layers)
+    return DreamParams(**{**base.__dict__, **values})
+
+
+def params_to_proto(params: DreamParams) -> pb.DreamParams:
+    msg = pb.DreamParams(
+        model=params.model, objective=params.objective, update=params.update,
+        iterations=params.iterations, step_size=params.step_size, seed=params.seed,
+        init=params.init, init_frequency_hz=params.init_frequency_hz,
+        init_gain=params.init_gain, time_jitter=params.time_jitter,
+        lowpass_hz=params.lowpass_hz, mix_original=params.mix_original,
+        smoothing_coefficient=params.smoothing_coefficient,
+        smoothing_kernel=params.smoothing_kernel, grad_norm=params.grad_norm, mix=params.mix,
+        class_name=params.class_name, negate=params.negate,
+        window_overlap=params.window_overlap, output_format=params.output_format)
+    if params.class_index is not None:
+        msg.class_index = params.class_index
+    for sel in params.layers:
+        msg.layers.add(name=sel.name, channels=list(sel.channels), weight=sel.weight)
+    return msg
+
+
+def audio_from_proto(msg: pb.Audio, limits: Limits, what: str = "audio") -> tuple[np.ndarray, int]:
+    """An Audio message -> validated `([C, T] float32, rate)`."""
+    kind = msg.WhichOneof("data")
+    if kind == "encoded":
+        samples, rate = audio_io.decode(msg.encoded)
+    elif kind == "pcm":
+        samples, rate = audio_io.from_pcm(msg.pcm, msg.sample_rate, msg.channels, limits), msg.sample_rate
+    else:
+        raise InvalidArgument(f"{what} is empty: set `encoded` (a sound file) or `pcm`")
+    audio_io.validate(samples, rate, limits, what)
+    return samples, rate
+
+
+def audio_to_proto(samples: np.ndarray, rate: int, fmt: str) -> pb.Audio:
+    msg = pb.Audio(sample_rate=rate, channels=samples.shape[0], format=fmt)
+    if fmt == "pcm":
+        msg.pcm = audio_io.to_pcm(samples)
+    else:
+        msg.encoded = audio_io.encode(samples, rate, fmt)
+    return msg
+
+
+def features_to_proto(f: Features) -> pb.Features:
+    return pb.Features(rms=f.rms, spectral_centroid_hz=f.spectral_centroid_hz,
+                       spectral_flatness=f.spectral_flatness, spectral_flux=f.spectral_flux)
+
+
+def result_to_proto(result: DreamResult, model: LoadedModel) -> pb.DreamResponse:
+    return pb.DreamResponse(
+        audio=audio_to_proto(result.audio, result.sample_rate, result.params.output_format),
+        loss=result.loss,
+        input_features=features_to_proto(result.input_features),
+        output_features=features_to_proto(result.output_features),
+        output_gain=result.output_gain, model=model.spec.name,
+        model_sample_rate=model.spec.sample_rate, windows=result.windows,
+        params=params_to_proto(result.params),
+        timing=pb.Timing(prepare_seconds=result.prepare_seconds,
+                         dream_seconds=result.dream_seconds))
+
+
+def model_info(model: LoadedModel) -> pb.ModelInfo:
+    spec = model.spec
+    return pb.ModelInfo(
+        name=spec.name, sample_rate=spec.sample_rate,
+        fixed_input_samples=spec.fixed_input_samples, description=spec.description,
+        device=str(model.device), num_classes=len(spec.classes), trained=spec.trained,
+        default_layer=spec.default_layer, domain=spec.domain, parameters=model.parameters)
+
+
+def layers_response(model: LoadedModel) -> pb.ListLayersResponse:
+    spec = model.spec
+    return pb.ListLayersResponse(
+        model=spec.name, sample_rate=spec.sample_rate, default_layer=spec.default_layer,
+        classes=list(spec.classes),
+        layers=[pb.LayerInfo(name=layer.name, module_type=layer.module_type,
+                             channels=layer.channels, stride=layer.stride,
+                             frame_rate=layer.frame_rate(spec.sample_rate))
+                for layer in spec.layers])

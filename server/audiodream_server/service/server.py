@@ -1,0 +1,88 @@
+"""Building, starting and stopping the gRPC server.
+
+`create_server` returns `(server, port)` without starting it, so tests can bind
+port 0. `serve` is the long-running entry point: health and reflection,
+SIGTERM -> NOT_SERVING -> grace period -> stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from audiodream.v1 import audiodream_pb2 as pb
+from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
+
+from ..models.registry import ModelRegistry, ResidentModels, default_registry
+from .. import runtime
+from .config import ServerConfig
+from .gate import ComputeGate
+from .servicer import DreamServicer
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DreamService"].full_name
+
+
+def create_server(config: ServerConfig, models: ResidentModels
+                  ) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """A configured, unstarted server bound to `config.host:config.port` (0 = any free port)."""
+    options = [("grpc.max_receive_message_length", config.max_message_bytes),
+               ("grpc.max_send_message_length", config.max_message_bytes),
+               ("grpc.so_reuseport", 0)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers,
+                                                    thread_name_prefix="rpc"),
+                         options=options)
+    servicer = DreamServicer(models, config.limits,
+                             ComputeGate(config.max_active, config.max_queued), config.max_batch)
+    pb_grpc.add_DreamServiceServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise OSError(f"cannot listen on {config.host}:{config.port} (in use or not allowed)")
+    return server, port, health_servicer
+
+
+def load_models(config: ServerConfig, registry: ModelRegistry | None = None) -> ResidentModels:
+    device = runtime.pick_device(config.device)
+    models = (registry or default_registry()).load(device)
+    if not len(models):
+        raise RuntimeError("no model could be loaded; see the errors above")
+    return models
+
+
+def serve(config: ServerConfig) -> None:
+    """Runs until SIGTERM or SIGINT."""
+    threads = runtime.configure_threads(config.threads)
+    models = load_models(config)
+    server, port, health_servicer = create_server(config, models)
+    server.start()
+    names = ", ".join(m.spec.name for m in models)
+    device = next(iter(models)).device
+    # Tests and scripts read this line to find the port when started with --port 0.
+    print(f"audiodream listening on {config.host}:{port} (device {device}, {threads} threads, "
+          f"models: {names}; default {models.default})", flush=True)
+
+    stopping = threading.Event()
+
+    def on_signal(signum, frame):
+        log.info("signal %s: stopping (grace %.0f s)", signum, config.grace_seconds)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stopping.wait(0.5):
+        pass
+    health_servicer.enter_graceful_shutdown()
+    server.stop(config.grace_seconds).wait()
+    print("audiodream stopped", flush=True)

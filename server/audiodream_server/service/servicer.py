@@ -1,0 +1,90 @@
+"""DreamService: protobuf in, engine call, protobuf out. Errors leave via `status`."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import grpc
+
+from audiodream.v1 import audiodream_pb2 as pb
+from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
+
+from ..engine.params import Limits
+from ..engine.pipeline import Progress, dream
+from ..models.registry import ResidentModels
+from . import convert, status
+from .gate import ComputeGate
+
+PROGRESS_INTERVAL = 0.1  # seconds between progress events
+
+
+class DreamServicer(pb_grpc.DreamServiceServicer):
+    def __init__(self, models: ResidentModels, limits: Limits = Limits(),
+                 gate: ComputeGate | None = None, max_batch: int = 32):
+        self.models = models
+        self.limits = limits
+        self.gate = gate or ComputeGate()
+        self.max_batch = max_batch
+
+    @status.unary
+    def ListModels(self, request, context):
+        return pb.ListModelsResponse(models=[convert.model_info(m) for m in self.models],
+                                     default_model=self.models.default)
+
+    @status.unary
+    def ListLayers(self, request, context):
+        return convert.layers_response(self.models.get(request.model))
+
+    @status.unary
+    def Dream(self, request, context):
+        return self._dream(request, context)
+
+    @status.streaming
+    def DreamProgress(self, request, context):
+        events: queue.Queue = queue.Queue()
+        start = time.perf_counter()
+        last = [0.0]
+
+        def on_progress(p: Progress) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= PROGRESS_INTERVAL or p.step == p.steps:
+                last[0] = now
+                events.put(pb.DreamEvent(progress=pb.DreamProgressUpdate(
+                    stage="dreaming", iteration=p.step, iterations=p.steps, loss=p.loss,
+                    elapsed_seconds=now - start)))
+
+        def work() -> None:
+            try:
+                events.put(pb.DreamEvent(result=self._dream(request, context, on_progress)))
+            except BaseException as exc:  # handed to the RPC thread, which maps it
+                events.put(exc)
+
+        threading.Thread(target=work, name="dream-progress", daemon=True).start()
+        yield pb.DreamEvent(progress=pb.DreamProgressUpdate(stage="queued"))
+        while True:
+            item = events.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if item.HasField("result"):
+                return
+
+    def StreamDream(self, request_iterator, context):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "StreamDream is not available yet")
+
+    def _dream(self, request, context, progress=None) -> pb.DreamResponse:
+        start = time.perf_counter()
+        audio, rate = convert.audio_from_proto(request.audio, self.limits)
+        params = convert.params_from_proto(request.params)
+        model = self.models.get(params.model)
+        params.validate(self.limits).resolve(model.spec)  # refuse bad requests before queueing
+        with self.gate.slot(context.is_active) as queued:
+            result = dream(audio, rate, model, params, limits=self.limits,
+                           max_batch=self.max_batch, progress=progress,
+                           should_stop=lambda: not context.is_active())
+        response = convert.result_to_proto(result, model)
+        response.timing.queue_seconds = queued
+        response.timing.total_seconds = time.perf_counter() - start
+        return response
