@@ -101,7 +101,9 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
     rate = spec.sample_rate
     generator = torch.Generator().manual_seed(params.seed)
 
-    original = torch.from_numpy(resample(audio, sample_rate, rate)).to(device)
+    at_rate = resample(audio, sample_rate, rate)
+    # PCM from the wire is a read-only view; torch wants its own writable copy.
+    original = torch.from_numpy(at_rate if at_rate.flags.writeable else at_rate.copy()).to(device)
     channels, length = original.shape
     start = initial_signal(params.init, original, rate, params.init_gain,
                            params.init_frequency_hz, generator)

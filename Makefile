@@ -1,0 +1,45 @@
+# The developer interface. Everything installs into ./.venv on first use.
+#   make serve        start the server with the default model (127.0.0.1:50051)
+#   make test         install, then run every test
+#   make bench        print the benchmark numbers recorded in the README
+#   make proto        regenerate the Python stubs from proto/
+#   make lint         static checks
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build by default; on a CUDA host use: make TORCH=torch
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: install serve test bench proto lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+serve: install
+	$(VENV)/bin/audiodream serve $(ARGS)
+
+# pytest exits 5 when it collected no test: treat that as a failure, not a pass.
+test: install
+	@$(PY) -m pytest $(ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$rc
+
+bench: install
+	$(PY) bench/dream_bench.py
+
+proto: install
+	PYTHON=$(PY) scripts/gen_proto.sh
+
+lint: install
+	$(PY) -m pip install --quiet ruff
+	$(VENV)/bin/ruff check --exclude clients/python/audiodream/v1 server clients/python tests bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info

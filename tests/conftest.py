@@ -1,0 +1,57 @@
+"""Shared fixtures: resident models, a real server on a free port, sounds."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import pytest
+import torch
+
+from audiodream import Client
+from sounds import tone
+from audiodream_server.models.registry import default_registry
+from audiodream_server.service.config import ServerConfig
+from audiodream_server.service.server import create_server
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def models():
+    """The default registry's models, loaded once on the CPU."""
+    return default_registry().load(torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def default_model(models):
+    return models.get()
+
+
+def start_server(models, **overrides):
+    """Starts a real server on 127.0.0.1:<free port>; returns (server, address)."""
+    config = ServerConfig(port=0, **overrides)
+    server, port, _ = create_server(config, models)
+    server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def server_address(models):
+    """Address of a real gRPC server shared by the session (max audio 40 s)."""
+    server, address = start_server(models, max_seconds=40.0, max_active=2)
+    yield address
+    server.stop(None)
+
+
+@pytest.fixture()
+def client(server_address):
+    with Client(server_address) as c:
+        yield c
+
+
+@pytest.fixture()
+def make_tone():
+    return tone
