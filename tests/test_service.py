@@ -39,7 +39,7 @@ def test_list_models_and_layers(client):
     assert default.sample_rate == 44100 and default.fixed_input_samples == 44100
     assert default.device == "cpu" and default.trained is False and default.parameters > 0
     layers = client.layers("model1")
-    assert [l.name for l in layers.layers] == ["conv0", "conv1", "conv2", "conv3", "logits"]
+    assert [layer.name for layer in layers.layers] == ["conv0", "conv1", "conv2", "conv3", "logits"]
     assert layers.layers[0].channels == 32 and layers.layers[0].stride == 49
     assert layers.layers[0].frame_rate == pytest.approx(900.0)
     assert len(layers.classes) == 10
@@ -101,7 +101,7 @@ def test_dream_progress_streams_events_then_the_result(stub):
     assert progress[0].stage == "queued"
     dreaming = [p for p in progress if p.stage == "dreaming"]
     assert dreaming and dreaming[-1].iteration == dreaming[-1].iterations == 15
-    assert all(a.iteration <= b.iteration for a, b in zip(dreaming, dreaming[1:]))
+    assert all(a.iteration <= b.iteration for a, b in zip(dreaming, dreaming[1:], strict=False))
     assert len(events[-1].result.loss) == 15
 
 

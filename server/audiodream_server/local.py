@@ -11,7 +11,7 @@ from audiodream.client import Client, Progress, ServerError, layers_of, model_in
 from audiodream.v1 import audiodream_pb2 as pb
 
 from . import runtime
-from .engine.params import Limits
+from .engine.params import Limits, DEFAULT_LIMITS
 from .engine.pipeline import dream
 from .models.registry import ModelRegistry, default_registry
 from .service import convert, status
@@ -21,7 +21,7 @@ class LocalClient(Client):
     """Like `Client`, without a server. Loads the models on construction."""
 
     def __init__(self, device: str = "auto", threads: int = 0,
-                 registry: ModelRegistry | None = None, limits: Limits = Limits()):
+                 registry: ModelRegistry | None = None, limits: Limits = DEFAULT_LIMITS):
         runtime.configure_threads(threads)
         self._models = (registry or default_registry()).load(runtime.pick_device(device))
         self.limits = limits

@@ -89,7 +89,8 @@ def cmd_serve(args) -> int:
     from audiodream_server.service.config import ServerConfig
     from audiodream_server.service.server import serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig.from_env()
     for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
                  "max_iterations", "max_active", "max_queued"):

@@ -237,8 +237,8 @@ def model_info(m: pb.ModelInfo, default: str = "") -> ModelInfo:
 
 def layers_of(r: pb.ListLayersResponse) -> Layers:
     return Layers(r.model, r.sample_rate, r.default_layer,
-                  [LayerInfo(l.name, l.module_type, l.channels, l.frame_rate, l.stride)
-                   for l in r.layers], list(r.classes))
+                  [LayerInfo(x.name, x.module_type, x.channels, x.frame_rate, x.stride)
+                   for x in r.layers], list(r.classes))
 
 
 def _features(f: pb.Features) -> Features:

@@ -25,9 +25,9 @@ def print_models(models: list[ModelInfo]) -> None:
 def print_layers(layers: Layers) -> None:
     print(f"model {layers.model} ({layers.sample_rate} Hz), default layer {layers.default_layer}")
     print(f"{'layer':<10} {'type':<8} {'maps':>5} {'frame rate':>11} {'stride':>7}")
-    for l in layers.layers:
-        print(f"{l.name:<10} {l.module_type:<8} {l.channels:>5} {l.frame_rate:>8.1f} Hz "
-              f"{l.stride:>7}")
+    for layer in layers.layers:
+        print(f"{layer.name:<10} {layer.module_type:<8} {layer.channels:>5} "
+              f"{layer.frame_rate:>8.1f} Hz {layer.stride:>7}")
     if layers.classes:
         shown = ", ".join(layers.classes[:12]) + (" ..." if len(layers.classes) > 12 else "")
         print(f"{len(layers.classes)} classes: {shown}")
@@ -56,7 +56,7 @@ class ProgressBar:
 
 
 def write_like(path: str, audio: np.ndarray, rate: int, reference: str) -> None:
-    """Writes `audio` to `path`, in the reference file's sample format where the container allows."""
+    """Writes `audio` to `path` in the reference file's sample format, if the container allows."""
     fmt = _format_of(path)
     try:
         subtype = sf.info(reference).subtype

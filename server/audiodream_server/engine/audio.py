@@ -12,7 +12,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import InvalidArgument, OutOfRange, ResourceExhausted
-from .params import Limits
+from .params import Limits, DEFAULT_LIMITS
 
 ENCODINGS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24"), "ogg": ("OGG", "VORBIS")}
 
@@ -29,7 +29,8 @@ def decode(data: bytes) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(samples.T), int(rate)
 
 
-def from_pcm(data: bytes, sample_rate: int, channels: int, limits: Limits = Limits()) -> np.ndarray:
+def from_pcm(data: bytes, sample_rate: int, channels: int,
+             limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
     """Interleaved float32 little-endian bytes -> `[C, T]`."""
     if channels == 0:
         raise InvalidArgument("PCM audio needs its channel count (channels = 1..8)")
@@ -44,7 +45,7 @@ def from_pcm(data: bytes, sample_rate: int, channels: int, limits: Limits = Limi
     return np.ascontiguousarray(samples.T, dtype=np.float32)
 
 
-def check_format(sample_rate: int, channels: int, limits: Limits = Limits()) -> None:
+def check_format(sample_rate: int, channels: int, limits: Limits = DEFAULT_LIMITS) -> None:
     if sample_rate == 0:
         raise InvalidArgument("PCM audio needs its sample_rate in Hz "
                               f"({limits.min_rate}..{limits.max_rate})")
@@ -55,7 +56,8 @@ def check_format(sample_rate: int, channels: int, limits: Limits = Limits()) -> 
         raise OutOfRange(f"{channels} channels is outside 1..{limits.max_channels}")
 
 
-def validate(audio: np.ndarray, sample_rate: int, limits: Limits = Limits(), what: str = "audio") -> None:
+def validate(audio: np.ndarray, sample_rate: int, limits: Limits = DEFAULT_LIMITS,
+             what: str = "audio") -> None:
     """Checks rate, channels, length and that every sample is finite."""
     check_format(sample_rate, audio.shape[0], limits)
     if audio.shape[1] == 0:

@@ -42,7 +42,7 @@ def _frames(x: np.ndarray) -> np.ndarray:
 def features(audio: np.ndarray, sample_rate: int) -> Features:
     """Features of `[C, T]` audio, averaged over channels."""
     per_channel = [_channel_features(ch.astype(np.float64), sample_rate) for ch in audio]
-    return Features(*(float(np.mean(values)) for values in zip(*per_channel)))
+    return Features(*(float(np.mean(values)) for values in zip(*per_channel, strict=True)))
 
 
 def _channel_features(x: np.ndarray, sample_rate: int) -> tuple[float, float, float, float]:

@@ -31,5 +31,6 @@ def lowpass(signal: torch.Tensor, sample_rate: int, cutoff_hz: float) -> torch.T
     if cutoff_hz <= 0 or cutoff_hz >= sample_rate / 2:
         return signal
     length = signal.shape[-1]
-    spectrum = torch.fft.rfft(signal, dim=-1) * response(length, sample_rate, cutoff_hz, signal.device)
+    gain = response(length, sample_rate, cutoff_hz, signal.device)
+    spectrum = torch.fft.rfft(signal, dim=-1) * gain
     return torch.fft.irfft(spectrum, n=length, dim=-1)

@@ -45,7 +45,8 @@ def layer_objective(acts: dict[str, torch.Tensor], layers: Sequence[LayerSelecti
     return total
 
 
-def objective(acts: dict[str, torch.Tensor], params: DreamParams, logits_layer: str) -> torch.Tensor:
+def objective(acts: dict[str, torch.Tensor], params: DreamParams,
+              logits_layer: str) -> torch.Tensor:
     """Per-item objective `[B]` for resolved `params`."""
     if params.objective == "activation":
         return layer_objective(acts, params.layers, squared=True)

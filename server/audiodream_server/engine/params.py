@@ -41,6 +41,9 @@ class Limits:
     max_rate: int = 192000
 
 
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass(frozen=True)
 class DreamParams:
     """Every parameter of one dream. Units and ranges in the proto's comments."""
@@ -68,7 +71,7 @@ class DreamParams:
     window_overlap: float = 0.25
     output_format: str = "pcm"
 
-    def validate(self, limits: Limits = Limits()) -> "DreamParams":
+    def validate(self, limits: Limits = DEFAULT_LIMITS) -> "DreamParams":
         """Checks every field that does not depend on the model. Returns self."""
         _choice("objective", self.objective, OBJECTIVES)
         _choice("update", self.update, UPDATES)

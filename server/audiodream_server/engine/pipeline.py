@@ -4,13 +4,8 @@
 2. start from the input or a synthetic signal (`init`)
 3. fixed-length models: cut into overlapping windows; every window of every
    channel is one item of one batch (chunks of `max_batch` items)
-4. per iteration i, per item x:
-       x_s = roll(x, shift_i)                  random circular shift (time_jitter)
-       g   = d objective(model(x_s)) / d x     the roll is undone by autograd
-       g   = normalise(cascade_smooth(g, sigma_i))
-       x   = x + step * g                      the `add` update
-       x   = lowpass(x);  x = x + m * (x0 - x) optional, m = mix_original
-       x   = x / max(1, peak(x))               bounded, never clipped
+4. `iterations` gradient-ascent steps on every item (`ascent.step`: jitter,
+   gradient, smoothing, normalisation, update, low-pass, pull-back, bound)
 5. join the windows' changes with equal-power crossfades, resample the change
    back to the input rate and add it to the untouched input:
 
@@ -37,14 +32,11 @@ from ..errors import Cancelled, ResourceExhausted
 from ..models.registry import LoadedModel
 from . import audio as audio_io
 from . import windows
+from .ascent import Group, step
 from .features import Features, features
-from .gradients import normalise
 from .initial import initial_signal
-from .lowpass import lowpass
-from .objectives import layers_needed, objective
-from .params import DreamParams, Limits
+from .params import DreamParams, Limits, DEFAULT_LIMITS
 from .resample import resample
-from .smoothing import cascade_sigma, cascade_smooth
 
 
 @dataclass(frozen=True)
@@ -85,8 +77,8 @@ StopFn = Callable[[], bool]
 
 
 def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: DreamParams, *,
-          limits: Limits = Limits(), max_batch: int = 32, progress: ProgressFn | None = None,
-          should_stop: StopFn | None = None) -> DreamResult:
+          limits: Limits = DEFAULT_LIMITS, max_batch: int = 32,
+          progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> DreamResult:
     """Dreams `audio` `[C, T]` at `sample_rate` Hz with `model`.
 
     Args:
@@ -125,7 +117,6 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
     t_dream = time.perf_counter()
     dreamed = torch.empty_like(x_start)
     loss_sum = torch.zeros(params.iterations, dtype=torch.float64)
-    names = layers_needed(params, spec.logits_layer)
     batches = range(0, items, max_batch)
     steps, done = params.iterations * len(batches), 0
     try:
@@ -136,7 +127,8 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
                 if should_stop is not None and should_stop():
                     raise Cancelled("the dream was cancelled by the caller")
                 shift = shifts[i, first:last].to(device) if shifts is not None else None
-                x, value = _step(model, x, x0[first:last], params, names, i, shift)
+                group = Group(x, x0[first:last], params, i, params.iterations, shift)
+                ((x, value),) = step(model, [group])
                 loss_sum[i] += value.double().sum().cpu()
                 done += 1
                 if progress is not None:
@@ -165,30 +157,3 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
         output_features=features(out, sample_rate), output_gain=gain, windows=count,
         params=params, prepare_seconds=prepare_seconds, dream_seconds=dream_seconds)
 
-
-def _roll(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Circularly shifts each row of `[B, T]` by its own amount, differentiably."""
-    length = x.shape[-1]
-    index = (torch.arange(length, device=x.device)[None, :] - shift[:, None]) % length
-    return x.gather(1, index)
-
-
-def _step(model: LoadedModel, x: torch.Tensor, x0: torch.Tensor, params: DreamParams,
-          names: list[str], iteration: int, shift: torch.Tensor | None
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One gradient-ascent step on `[B, T]`; returns the new signal and the objective `[B]`."""
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        shifted = _roll(x, shift) if shift is not None else x
-        acts = model.module.features(shifted, names)
-        value = objective(acts, params, model.spec.logits_layer)
-        (grad,) = torch.autograd.grad(value.sum(), x)
-    sigma = cascade_sigma(params.smoothing_coefficient, iteration, params.iterations)
-    grad = normalise(cascade_smooth(grad, sigma, params.smoothing_kernel), params.grad_norm)
-    with torch.no_grad():
-        x = x.detach() + params.step_size * grad
-        x = lowpass(x, model.spec.sample_rate, params.lowpass_hz)
-        if params.mix_original:
-            x = x + params.mix_original * (x0 - x)
-        x = x / x.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
-    return x, value.detach()

@@ -17,7 +17,8 @@ def resampled_length(length: int, from_rate: int, to_rate: int) -> int:
     return math.ceil(length * to_rate / from_rate)
 
 
-def resample(audio: np.ndarray, from_rate: int, to_rate: int, length: int | None = None) -> np.ndarray:
+def resample(audio: np.ndarray, from_rate: int, to_rate: int,
+             length: int | None = None) -> np.ndarray:
     """Resamples `[C, T]` float32 along time.
 
     Args:

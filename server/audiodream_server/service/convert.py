@@ -69,7 +69,8 @@ def audio_from_proto(msg: pb.Audio, limits: Limits, what: str = "audio") -> tupl
     if kind == "encoded":
         samples, rate = audio_io.decode(msg.encoded)
     elif kind == "pcm":
-        samples, rate = audio_io.from_pcm(msg.pcm, msg.sample_rate, msg.channels, limits), msg.sample_rate
+        rate = msg.sample_rate
+        samples = audio_io.from_pcm(msg.pcm, rate, msg.channels, limits)
     else:
         raise InvalidArgument(f"{what} is empty: set `encoded` (a sound file) or `pcm`")
     audio_io.validate(samples, rate, limits, what)

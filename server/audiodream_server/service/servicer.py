@@ -11,7 +11,7 @@ import grpc
 from audiodream.v1 import audiodream_pb2 as pb
 from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
 
-from ..engine.params import Limits
+from ..engine.params import Limits, DEFAULT_LIMITS
 from ..engine.pipeline import Progress, dream
 from ..models.registry import ResidentModels
 from . import convert, status
@@ -21,7 +21,7 @@ PROGRESS_INTERVAL = 0.1  # seconds between progress events
 
 
 class DreamServicer(pb_grpc.DreamServiceServicer):
-    def __init__(self, models: ResidentModels, limits: Limits = Limits(),
+    def __init__(self, models: ResidentModels, limits: Limits = DEFAULT_LIMITS,
                  gate: ComputeGate | None = None, max_batch: int = 32):
         self.models = models
         self.limits = limits

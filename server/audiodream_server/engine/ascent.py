@@ -1,0 +1,94 @@
+"""One gradient-ascent step over a batch made of groups with their own parameters.
+
+The offline pipeline passes one group (all windows of one request); the stream
+scheduler passes one group per live stream, so several performers share one
+forward/backward pass. For each item x of each group:
+
+    x_s = roll(x, shift)                    random circular shift (time_jitter)
+    g   = d objective(model(x_s)) / d x     autograd undoes the roll
+    g   = normalise(cascade_smooth(g, sigma_i))
+    x   = x + step * g                      the `add` update
+    x   = lowpass(x);  x = x + m * (x0 - x) optional, m = mix_original
+    x   = x / max(1, peak(x))               bounded, never clipped
+
+Items are independent (BatchNorm in eval mode, per-item objectives and
+normalisation), so batching changes nothing but speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..models.registry import LoadedModel
+from .gradients import normalise
+from .lowpass import lowpass
+from .objectives import layers_needed, objective
+from .params import DreamParams
+from .smoothing import cascade_sigma, cascade_smooth
+
+
+@dataclass
+class Group:
+    """Items `[b, T]` that share parameters.
+
+    Attributes:
+        x: current signals; x0: the originals `mix_original` pulls toward.
+        params: resolved parameters.
+        iteration, iterations: position in the schedule (smoothing sigma grows).
+        shift: per-item circular shift in samples, or None.
+    """
+
+    x: torch.Tensor
+    x0: torch.Tensor
+    params: DreamParams
+    iteration: int
+    iterations: int
+    shift: torch.Tensor | None = None
+
+
+def roll(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Circularly shifts each row of `[B, T]` by its own amount, differentiably."""
+    length = x.shape[-1]
+    index = (torch.arange(length, device=x.device)[None, :] - shift[:, None]) % length
+    return x.gather(1, index)
+
+
+def step(model: LoadedModel, groups: list[Group]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Runs one step for every group in one forward/backward pass.
+
+    Returns, per group, the new signals `[b, T]` and the objective `[b]` measured
+    before the step.
+    """
+    logits = model.spec.logits_layer
+    names = sorted({n for g in groups for n in layers_needed(g.params, logits)})
+    with torch.enable_grad():
+        x = torch.cat([g.x for g in groups]).detach().requires_grad_(True)
+        shifts = [g.shift if g.shift is not None else torch.zeros(len(g.x), dtype=torch.long,
+                                                                   device=x.device)
+                  for g in groups]
+        shifted = roll(x, torch.cat(shifts)) if any(g.shift is not None for g in groups) else x
+        acts = model.module.features(shifted, names)
+        values, start = [], 0
+        for g in groups:
+            part = slice(start, start + len(g.x))
+            values.append(objective({n: a[part] for n, a in acts.items()}, g.params, logits))
+            start += len(g.x)
+        (grad,) = torch.autograd.grad(torch.cat(values).sum(), x)
+
+    results, start = [], 0
+    for g, value in zip(groups, values, strict=True):
+        part = grad[start:start + len(g.x)]
+        start += len(g.x)
+        p = g.params
+        sigma = cascade_sigma(p.smoothing_coefficient, g.iteration, g.iterations)
+        part = normalise(cascade_smooth(part, sigma, p.smoothing_kernel), p.grad_norm)
+        with torch.no_grad():
+            new = g.x.detach() + p.step_size * part
+            new = lowpass(new, model.spec.sample_rate, p.lowpass_hz)
+            if p.mix_original:
+                new = new + p.mix_original * (g.x0 - new)
+            new = new / new.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
+        results.append((new, value.detach()))
+    return results
