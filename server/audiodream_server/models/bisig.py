@@ -83,7 +83,7 @@ class BisigModel(DreamableModel):
         stages: dict[str, nn.Module] = {}
         specs = []
         cin, length, stride = 1, WINDOW, 1
-        for i, ((kernel, step, padding), cout) in enumerate(zip(layers, channels)):
+        for i, ((kernel, step, padding), cout) in enumerate(zip(layers, channels, strict=True)):
             stages[f"conv{i}"] = ConvBlock(cin, cout, kernel, step, padding)
             length = _output_length(length, kernel, step, padding)
             stride *= step
