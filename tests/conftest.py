@@ -30,9 +30,13 @@ def default_model(models):
 
 
 def start_server(models, **overrides):
-    """Starts a real server on 127.0.0.1:<free port>; returns (server, address)."""
+    """Starts a real server on 127.0.0.1:<free port>; returns (server, address).
+
+    `server.services` gives the tests the servicers behind it.
+    """
     config = ServerConfig(port=0, **overrides)
-    server, port, _ = create_server(config, models)
+    server, port, services = create_server(config, models)
+    server.services = services
     server.start()
     return server, f"127.0.0.1:{port}"
 

@@ -264,13 +264,6 @@ def test_health_and_reflection(server_address):
         assert "audiodream.v1.DreamService" in names
 
 
-def test_stream_dream_answers_unimplemented_until_it_exists(stub):
-    config = pb.StreamRequest(config=pb.StreamConfig(sample_rate=44100, channels=1))
-    with pytest.raises(grpc.RpcError) as info:
-        list(stub.StreamDream(iter([config])))
-    assert info.value.code() == C.UNIMPLEMENTED
-
-
 def test_container_health_probe(server_address):
     from audiodream_server.healthcheck import main as probe
 

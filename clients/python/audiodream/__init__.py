@@ -5,7 +5,8 @@ The generated protobuf/gRPC stubs live in `audiodream.v1`.
 """
 
 from .client import Client, DreamOutput, ServerError
+from .streaming import DreamStream
 from .layers import parse_layer
 
-__all__ = ["Client", "DreamOutput", "ServerError", "parse_layer"]
+__all__ = ["Client", "DreamOutput", "DreamStream", "ServerError", "parse_layer"]
 __version__ = "0.1.0"

@@ -39,28 +39,61 @@ def get_parser() -> argparse.ArgumentParser:
     dream.add_argument("input", help="sound file to dream (WAV, FLAC, OGG)")
     dream.add_argument("output", help="where to write the dreamed sound")
     _add_connection(dream)
-    dream.add_argument("--model", default="", help="model name [server default]")
-    dream.add_argument("--layer", action="append", default=[], metavar="NAME[:CH,..][@W]",
-                       help="layer to amplify, repeatable, e.g. conv3:1,5@0.5")
-    dream.add_argument("--objective", help="activation, mean, class [activation]")
-    dream.add_argument("--class", dest="class_", metavar="INDEX|NAME",
-                       help="class for --objective class")
-    dream.add_argument("--negate", action="store_true", help="push away from the class")
-    dream.add_argument("--iterations", type=int, help="gradient steps [20]")
-    dream.add_argument("--step-size", type=float, help="step relative to the gradient [0.02]")
-    dream.add_argument("--seed", type=int, help="random seed [0]")
-    dream.add_argument("--init", help="input, white, pink, sine, silence [input]")
-    dream.add_argument("--jitter", type=int, help="random time shift, model samples [0]")
-    dream.add_argument("--lowpass", type=float, help="low-pass cutoff, Hz [off]")
-    dream.add_argument("--smoothing", type=float, help="gradient smoothing coefficient [0.5]")
-    dream.add_argument("--smoothing-kernel", type=int, help="smoothing kernel, odd [9]")
-    dream.add_argument("--grad-norm", help="std, l2, mean_abs [std]")
-    dream.add_argument("--mix", type=float, help="dry/wet, 0..1 [1]")
-    dream.add_argument("--mix-original", type=float, help="pull toward the input per step [0]")
+    _add_dream_options(dream)
     dream.add_argument("--local", action="store_true", help="run the engine here, no server")
     dream.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda [auto]")
-    dream.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+    stream = sub.add_parser("stream", help="stream a sound file through StreamDream")
+    stream.add_argument("input", help="sound file to stream")
+    stream.add_argument("output", help="where to write the dreamed sound (latency removed)")
+    _add_connection(stream)
+    _add_dream_options(stream)
+    stream.add_argument("--block", type=int, default=2048, help="frames per block [2048]")
+    stream.add_argument("--mode", default="process", help="process or generate [process]")
+    stream.add_argument("--delay", type=int, default=0, help="output delay, frames [one block]")
+    stream.add_argument("--realtime", action="store_true",
+                        help="send blocks at the pace of the audio, as a live input")
     return parser
+
+
+def _add_dream_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="", help="model name [server default]")
+    p.add_argument("--layer", action="append", default=[], metavar="NAME[:CH,..][@W]",
+                   help="layer to amplify, repeatable, e.g. conv3:1,5@0.5")
+    p.add_argument("--objective", help="activation, mean, class [activation]")
+    p.add_argument("--class", dest="class_", metavar="INDEX|NAME",
+                   help="class for --objective class")
+    p.add_argument("--negate", action="store_true", help="push away from the class")
+    p.add_argument("--iterations", type=int,
+                   help="gradient steps [20; when streaming, per block: 4]")
+    p.add_argument("--step-size", type=float, help="step relative to the gradient [0.02]")
+    p.add_argument("--seed", type=int, help="random seed [0]")
+    p.add_argument("--init", help="input, white, pink, sine, silence [input]")
+    p.add_argument("--jitter", type=int, help="random time shift, model samples [0]")
+    p.add_argument("--lowpass", type=float, help="low-pass cutoff, Hz [off]")
+    p.add_argument("--smoothing", type=float, help="gradient smoothing coefficient [0.5]")
+    p.add_argument("--smoothing-kernel", type=int, help="smoothing kernel, odd [9]")
+    p.add_argument("--grad-norm", help="std, l2, mean_abs [std]")
+    p.add_argument("--mix", type=float, help="dry/wet, 0..1 [1]")
+    p.add_argument("--mix-original", type=float, help="pull toward the input per step [0]")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _dream_params(args) -> dict:
+    """The DreamParams fields the shared options set (None = server default)."""
+    for text in args.layer:
+        parse_layer(text)  # syntax errors before any work
+    params = dict(objective=args.objective, iterations=args.iterations,
+                  step_size=args.step_size, seed=args.seed, init=args.init,
+                  time_jitter=args.jitter, lowpass_hz=args.lowpass,
+                  smoothing_coefficient=args.smoothing,
+                  smoothing_kernel=args.smoothing_kernel, grad_norm=args.grad_norm,
+                  mix=args.mix, mix_original=args.mix_original, negate=args.negate or None)
+    if args.class_ is not None:
+        key = "class_index" if args.class_.isdigit() else "class_name"
+        params[key] = int(args.class_) if key == "class_index" else args.class_
+        params["objective"] = params["objective"] or "class"
+    return params
 
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
@@ -119,18 +152,7 @@ def cmd_layers(args) -> int:
 def cmd_dream(args) -> int:
     from .report import ProgressBar, print_dream_summary, write_like
 
-    for text in args.layer:
-        parse_layer(text)  # syntax errors before any work
-    params = dict(objective=args.objective, iterations=args.iterations,
-                  step_size=args.step_size, seed=args.seed, init=args.init,
-                  time_jitter=args.jitter, lowpass_hz=args.lowpass,
-                  smoothing_coefficient=args.smoothing,
-                  smoothing_kernel=args.smoothing_kernel, grad_norm=args.grad_norm,
-                  mix=args.mix, mix_original=args.mix_original, negate=args.negate or None)
-    if args.class_ is not None:
-        key = "class_index" if args.class_.isdigit() else "class_name"
-        params[key] = int(args.class_) if key == "class_index" else args.class_
-        params["objective"] = params["objective"] or "class"
+    params = _dream_params(args)
     if args.local:
         from audiodream_server import runtime
 
@@ -149,7 +171,20 @@ def cmd_dream(args) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "models": cmd_models, "layers": cmd_layers, "dream": cmd_dream}
+def cmd_stream(args) -> int:
+    from .report import print_stream_summary, stream_file
+
+    with Client(args.server) as client:
+        summary = stream_file(client, args.input, args.output, block=args.block, mode=args.mode,
+                              delay=args.delay, realtime=args.realtime, model=args.model,
+                              layers=args.layer, quiet=args.quiet, **_dream_params(args))
+    if not args.quiet:
+        print_stream_summary(summary, args.output)
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "models": cmd_models, "layers": cmd_layers, "dream": cmd_dream,
+            "stream": cmd_stream}
 
 
 if __name__ == "__main__":

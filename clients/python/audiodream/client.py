@@ -20,6 +20,7 @@ import grpc
 import numpy as np
 
 from .layers import parse_layer
+from .streaming import DreamStream
 from .v1 import audiodream_pb2 as pb
 from .v1 import audiodream_pb2_grpc as pb_grpc
 
@@ -149,6 +150,24 @@ class Client:
         request = dream_request(audio, sample_rate, model, layers, params)
         return dream_output(self._execute(request, progress), audio)
 
+    def stream(self, sample_rate: int, channels: int = 1, block_size: int = 2048, *,
+               model: str = "", layers: Iterable = (), mode: str = "process",
+               window: int = 0, delay: int = 0, offline: bool = False,
+               **params) -> DreamStream:
+        """Opens a StreamDream call; `iterations` counts per block [4].
+
+        Args:
+            sample_rate, channels, block_size: the audio you will send (frames).
+            mode: "process" (dream the input) or "generate" (free-running loop).
+            window: context frames (0 = the model's window); delay: output delay
+                in frames (0 = one block); offline: never drop iterations.
+        """
+        config = pb.StreamConfig(params=dream_params(model, layers, params),
+                                 sample_rate=sample_rate, channels=channels,
+                                 block_size=block_size, window=window, mode=mode, delay=delay,
+                                 offline=offline)
+        return DreamStream(self._stub, config, self.timeout)
+
     def _execute(self, request: pb.DreamRequest, progress: Progress | None) -> pb.DreamResponse:
         if progress is None:
             return self._call(self._stub.Dream, request)
@@ -168,9 +187,8 @@ class Client:
             raise ServerError(exc.code().name, exc.details()) from None
 
 
-def dream_request(audio, sample_rate: int | None, model: str, layers: Iterable,
-                  params: dict) -> pb.DreamRequest:
-    """Builds a DreamRequest from client-side arguments."""
+def dream_params(model: str, layers: Iterable, params: dict) -> pb.DreamParams:
+    """DreamParams from keyword arguments; None values are left unset."""
     unknown = set(params) - set(PARAM_FIELDS)
     if unknown:
         raise TypeError(f"unknown dream parameter(s) {', '.join(sorted(unknown))}; "
@@ -181,7 +199,14 @@ def dream_request(audio, sample_rate: int | None, model: str, layers: Iterable,
         sel = msg.layers.add(name=name, channels=channels)
         if weight is not None:
             sel.weight = weight
-    return pb.DreamRequest(audio=audio_message(audio, sample_rate), params=msg)
+    return msg
+
+
+def dream_request(audio, sample_rate: int | None, model: str, layers: Iterable,
+                  params: dict) -> pb.DreamRequest:
+    """Builds a DreamRequest from client-side arguments."""
+    return pb.DreamRequest(audio=audio_message(audio, sample_rate),
+                           params=dream_params(model, layers, params))
 
 
 def audio_message(audio, sample_rate: int | None) -> pb.Audio:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 import soundfile as sf
@@ -81,3 +82,48 @@ def print_dream_summary(out: DreamOutput, path: str) -> None:
     for name, f in (("input", out.input_features), ("output", out.output_features)):
         print(f"{name:<11} {f.rms:>8.4f} {f.spectral_centroid_hz:>8.0f}Hz "
               f"{f.spectral_flatness:>9.4f} {f.spectral_flux:>7.4f}")
+
+
+def stream_file(client, source: str, target: str, *, block: int, mode: str, delay: int,
+                realtime: bool, model: str, layers, quiet: bool, **params) -> dict:
+    """Streams a sound file through StreamDream and writes the result, latency removed.
+
+    The file is cut into blocks (the last one padded with silence); `latency`
+    more frames of silence follow so the tail comes out too; the first
+    `latency` output frames are dropped, so the output lines up with the input.
+    """
+    audio, rate = sf.read(source, dtype="float32", always_2d=True)
+    frames, channels = audio.shape
+    start = time.perf_counter()
+    with client.stream(rate, channels, block, model=model, layers=layers, mode=mode,
+                       delay=delay, **params) as stream:
+        latency = stream.latency
+        total = -(-(frames + latency) // block) * block
+        padded = np.zeros((total, channels), np.float32)
+        padded[:frames] = audio
+        blocks = (padded[i:i + block] for i in range(0, total, block))
+        outputs = []
+        with tqdm(total=total // block, unit="block", disable=quiet, file=sys.stderr,
+                  desc="streaming", leave=False) as bar:
+            for out in stream.process(blocks, realtime=realtime):
+                outputs.append(out.reshape(block, channels))
+                bar.update()
+        stats = stream.stats[-1] if stream.stats else None
+        warnings = [w.code for w in stream.warnings]
+    dreamed = np.concatenate(outputs)[latency:latency + frames]
+    write_like(target, dreamed, rate, source)
+    return {"frames": frames, "rate": rate, "blocks": len(outputs), "latency": latency,
+            "seconds": time.perf_counter() - start, "stats": stats, "warnings": warnings}
+
+
+def print_stream_summary(summary: dict, path: str) -> None:
+    stats = summary["stats"]
+    line = (f"wrote {path}: {summary['frames'] / summary['rate']:.2f} s in {summary['blocks']} "
+            f"blocks, latency {summary['latency']} frames, {summary['seconds']:.2f} s")
+    if stats is not None:
+        line += (f"; real-time factor {stats.real_time_factor:.3f}, late blocks "
+                 f"{stats.late_blocks}, iterations/block {stats.iterations_run:.1f}")
+    print(line)
+    if summary["warnings"]:
+        counts = {code: summary["warnings"].count(code) for code in set(summary["warnings"])}
+        print("warnings: " + ", ".join(f"{code} x{n}" for code, n in sorted(counts.items())))

@@ -24,6 +24,7 @@ class ServerConfig:
         max_iterations: most iterations one request may ask for.
         max_active: dreams computing at once; max_queued: dreams waiting for a slot.
         max_batch: windows per forward/backward pass (memory bound).
+        max_streams: live StreamDream calls at once.
         grace_seconds: time in-flight work gets after SIGTERM.
         workers: RPC handler threads.
     """
@@ -38,6 +39,7 @@ class ServerConfig:
     max_active: int = 1
     max_queued: int = 16
     max_batch: int = 32
+    max_streams: int = 16
     grace_seconds: float = 10.0
     workers: int = 32
 

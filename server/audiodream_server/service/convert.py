@@ -12,6 +12,7 @@ from ..engine.params import DreamParams, LayerSelection, Limits
 from ..engine.pipeline import DreamResult
 from ..errors import InvalidArgument
 from ..models.registry import LoadedModel
+from ..stream.settings import StreamSettings
 
 _DEFAULTS = DreamParams()
 # Choice fields: an empty string means "the default".
@@ -122,3 +123,38 @@ def layers_response(model: LoadedModel) -> pb.ListLayersResponse:
                              channels=layer.channels, stride=layer.stride,
                              frame_rate=layer.frame_rate(spec.sample_rate))
                 for layer in spec.layers])
+
+
+def stream_settings_from_proto(config: pb.StreamConfig) -> StreamSettings:
+    return StreamSettings(sample_rate=config.sample_rate, channels=config.channels,
+                          block_size=config.block_size or 2048, window=config.window,
+                          mode=config.mode or "process", delay=config.delay,
+                          offline=config.offline)
+
+
+def stream_ready(settings: StreamSettings, params: DreamParams, model: LoadedModel,
+                 latency: int) -> pb.StreamResponse:
+    config = pb.StreamConfig(params=params_to_proto(params), sample_rate=settings.sample_rate,
+                             channels=settings.channels, block_size=settings.block_size,
+                             window=settings.window, mode=settings.mode, delay=settings.delay,
+                             offline=settings.offline)
+    return pb.StreamResponse(ready=pb.StreamReady(
+        config=config, latency_samples=latency, model=model.spec.name,
+        model_sample_rate=model.spec.sample_rate))
+
+
+def block_from_chunk(chunk: pb.AudioChunk, settings: StreamSettings) -> np.ndarray:
+    """An AudioChunk -> `[C, B]`; raises InvalidArgument on a wrong size or non-finite samples."""
+    expected = 4 * settings.block_size * settings.channels
+    if len(chunk.pcm) != expected:
+        raise InvalidArgument(f"chunk {chunk.seq} has {len(chunk.pcm)} bytes; blocks of "
+                              f"{settings.block_size} frames x {settings.channels} channels "
+                              f"of float32 are {expected} bytes")
+    block = np.frombuffer(chunk.pcm, dtype="<f4").reshape(settings.block_size, settings.channels)
+    if not np.isfinite(block).all():
+        raise InvalidArgument(f"chunk {chunk.seq} has NaN or infinite samples")
+    return np.ascontiguousarray(block.T, dtype=np.float32)
+
+
+def chunk_from_block(seq: int, block: np.ndarray) -> pb.StreamResponse:
+    return pb.StreamResponse(audio=pb.AudioChunk(seq=seq, pcm=audio_io.to_pcm(block)))

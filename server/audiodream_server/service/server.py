@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 from concurrent import futures
+from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +23,7 @@ from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
 from ..models.registry import ModelRegistry, ResidentModels, default_registry
 from .. import runtime
 from .config import ServerConfig
+from ..stream import StreamHub
 from .gate import ComputeGate
 from .servicer import DreamServicer
 
@@ -29,8 +31,16 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DreamService"].full_name
 
 
+@dataclass
+class Services:
+    """The servicers behind a server, for shutdown and for tests."""
+
+    dream: DreamServicer
+    health: health.HealthServicer
+
+
 def create_server(config: ServerConfig, models: ResidentModels
-                  ) -> tuple[grpc.Server, int, health.HealthServicer]:
+                  ) -> tuple[grpc.Server, int, Services]:
     """A configured, unstarted server bound to `config.host:config.port` (0 = any free port)."""
     options = [("grpc.max_receive_message_length", config.max_message_bytes),
                ("grpc.max_send_message_length", config.max_message_bytes),
@@ -39,7 +49,8 @@ def create_server(config: ServerConfig, models: ResidentModels
                                                     thread_name_prefix="rpc"),
                          options=options)
     servicer = DreamServicer(models, config.limits,
-                             ComputeGate(config.max_active, config.max_queued), config.max_batch)
+                             ComputeGate(config.max_active, config.max_queued), config.max_batch,
+                             StreamHub(config.max_streams))
     pb_grpc.add_DreamServiceServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -50,7 +61,7 @@ def create_server(config: ServerConfig, models: ResidentModels
     port = server.add_insecure_port(f"{config.host}:{config.port}")
     if port == 0:
         raise OSError(f"cannot listen on {config.host}:{config.port} (in use or not allowed)")
-    return server, port, health_servicer
+    return server, port, Services(servicer, health_servicer)
 
 
 def load_models(config: ServerConfig, registry: ModelRegistry | None = None) -> ResidentModels:
@@ -65,7 +76,7 @@ def serve(config: ServerConfig) -> None:
     """Runs until SIGTERM or SIGINT."""
     threads = runtime.configure_threads(config.threads)
     models = load_models(config)
-    server, port, health_servicer = create_server(config, models)
+    server, port, services = create_server(config, models)
     server.start()
     names = ", ".join(m.spec.name for m in models)
     device = next(iter(models)).device
@@ -83,6 +94,7 @@ def serve(config: ServerConfig) -> None:
     signal.signal(signal.SIGINT, on_signal)
     while not stopping.wait(0.5):
         pass
-    health_servicer.enter_graceful_shutdown()
+    services.health.enter_graceful_shutdown()
     server.stop(config.grace_seconds).wait()
+    services.dream.streams.close()
     print("audiodream stopped", flush=True)

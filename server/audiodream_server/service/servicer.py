@@ -6,8 +6,6 @@ import queue
 import threading
 import time
 
-import grpc
-
 from audiodream.v1 import audiodream_pb2 as pb
 from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
 
@@ -15,18 +13,22 @@ from ..engine.params import Limits, DEFAULT_LIMITS
 from ..engine.pipeline import Progress, dream
 from ..models.registry import ResidentModels
 from . import convert, status
+from ..stream import StreamHub
 from .gate import ComputeGate
+from .streaming import StreamCall
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress events
 
 
 class DreamServicer(pb_grpc.DreamServiceServicer):
     def __init__(self, models: ResidentModels, limits: Limits = DEFAULT_LIMITS,
-                 gate: ComputeGate | None = None, max_batch: int = 32):
+                 gate: ComputeGate | None = None, max_batch: int = 32,
+                 streams: StreamHub | None = None):
         self.models = models
         self.limits = limits
         self.gate = gate or ComputeGate()
         self.max_batch = max_batch
+        self.streams = streams or StreamHub()
 
     @status.unary
     def ListModels(self, request, context):
@@ -71,8 +73,10 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
             if item.HasField("result"):
                 return
 
+    @status.streaming
     def StreamDream(self, request_iterator, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "StreamDream is not available yet")
+        call = StreamCall(self.models, self.streams, self.limits, context.is_active)
+        yield from call.responses(request_iterator)
 
     def _dream(self, request, context, progress=None) -> pb.DreamResponse:
         start = time.perf_counter()

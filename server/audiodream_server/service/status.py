@@ -38,6 +38,9 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 
 
 def _abort(context: grpc.ServicerContext, exc: Exception, method: str):
+    if not context.is_active():  # the caller left; nobody to tell
+        log.info("%s: caller gone (%s)", method, type(exc).__name__)
+        return
     code, message = status_of(exc)
     if code is grpc.StatusCode.INTERNAL:
         log.exception("%s failed", method)

@@ -229,7 +229,7 @@ class ListLayersResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerInfo, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., sample_rate: _Optional[int] = ..., default_layer: _Optional[str] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
-    __slots__ = ("params", "sample_rate", "channels", "block_size", "window", "mode", "target")
+    __slots__ = ("params", "sample_rate", "channels", "block_size", "window", "mode", "target", "delay", "offline")
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
@@ -237,6 +237,8 @@ class StreamConfig(_message.Message):
     WINDOW_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
+    DELAY_FIELD_NUMBER: _ClassVar[int]
+    OFFLINE_FIELD_NUMBER: _ClassVar[int]
     params: DreamParams
     sample_rate: int
     channels: int
@@ -244,7 +246,9 @@ class StreamConfig(_message.Message):
     window: int
     mode: str
     target: Audio
-    def __init__(self, params: _Optional[_Union[DreamParams, _Mapping]] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ..., block_size: _Optional[int] = ..., window: _Optional[int] = ..., mode: _Optional[str] = ..., target: _Optional[_Union[Audio, _Mapping]] = ...) -> None: ...
+    delay: int
+    offline: bool
+    def __init__(self, params: _Optional[_Union[DreamParams, _Mapping]] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ..., block_size: _Optional[int] = ..., window: _Optional[int] = ..., mode: _Optional[str] = ..., target: _Optional[_Union[Audio, _Mapping]] = ..., delay: _Optional[int] = ..., offline: _Optional[bool] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
     __slots__ = ("seq", "pcm")

@@ -1,0 +1,151 @@
+"""One StreamDream call: config, then blocks and controls in, blocks and stats out.
+
+Only a bad StreamConfig ends the call with a status; a bad chunk or control is
+answered in-band with a StreamWarning and the stream goes on. Every chunk gets
+exactly one chunk back, with the same `seq` and size.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from audiodream.v1 import audiodream_pb2 as pb
+
+from ..engine.params import DreamParams, Limits
+from ..errors import DreamError, InvalidArgument
+from ..models.registry import ResidentModels
+from ..stream import STREAM_DEFAULTS, StreamHub, StreamSession, StreamSettings
+from ..stream.settings import MODES
+from . import convert
+
+STATS_SECONDS = 1.0  # audio time between StreamStats messages
+
+
+@dataclass
+class _Period:
+    """Measurements since the last StreamStats."""
+
+    seconds: list[float] = field(default_factory=list)
+    iterations: list[int] = field(default_factory=list)
+    degraded: bool = False
+
+
+class StreamCall:
+    """Drives one stream: `responses(requests)` is the RPC's response iterator."""
+
+    def __init__(self, models: ResidentModels, hub: StreamHub, limits: Limits, still_wanted):
+        self.models = models
+        self.hub = hub
+        self.limits = limits
+        self.still_wanted = still_wanted
+        self.blocks = 0
+        self.late = 0
+        self._period = _Period()
+
+    def responses(self, requests):
+        first = next(requests, None)
+        if first is None:
+            return
+        if first.WhichOneof("msg") != "config":
+            raise InvalidArgument("the first StreamDream message must be a StreamConfig")
+        session = self._open(first.config)
+        with self.hub.admit():
+            yield self._ready(session)
+            for request in requests:
+                kind = request.WhichOneof("msg")
+                if kind == "audio":
+                    yield from self._block(session, request.audio)
+                elif kind == "control":
+                    session, replies = self._control(session, request.control)
+                    yield from replies
+                else:
+                    yield warning("unexpected_config",
+                                  "StreamConfig is only allowed first; use Control to change")
+
+    # -- opening and changing -----------------------------------------------------------
+
+    def _open(self, config: pb.StreamConfig) -> StreamSession:
+        return self._session(convert.params_from_proto(config.params, STREAM_DEFAULTS),
+                             convert.stream_settings_from_proto(config))
+
+    def _session(self, params: DreamParams, settings: StreamSettings) -> StreamSession:
+        model = self.models.get(params.model)
+        params = params.validate(self.limits).resolve(model.spec)
+        return StreamSession(settings.resolve(model.spec, self.limits), params, model)
+
+    def _ready(self, session: StreamSession) -> pb.StreamResponse:
+        return convert.stream_ready(session.settings, session.params, session.model,
+                                    session.latency)
+
+    def _control(self, session: StreamSession, control: pb.Control):
+        """Applies a Control at this block boundary; returns the session and any replies."""
+        try:
+            if control.mode and control.mode not in MODES:
+                raise InvalidArgument(f"unknown mode {control.mode!r}; "
+                                      f"allowed: {', '.join(MODES)}")
+            params = convert.params_from_proto(control.params, session.params)
+            if params.model != session.model.spec.name:
+                # Another model: its layers, rate and window differ, so start afresh.
+                if not control.params.layers:
+                    params = replace(params, layers=())
+                settings = replace(session.settings, window=0,
+                                   mode=control.mode or session.settings.mode)
+                new = self._session(params, settings)
+                return new, [warning("model_changed", f"now dreaming with {params.model}; "
+                                     "the stream state was reset"), self._ready(new)]
+            params = params.validate(self.limits).resolve(session.model.spec)
+        except DreamError as exc:
+            return session, [warning("invalid_control", f"control ignored: {exc}")]
+        session.update(params, control.mode or None)
+        if control.reset:
+            session.reset()
+        return session, []
+
+    # -- audio --------------------------------------------------------------------------
+
+    def _block(self, session: StreamSession, chunk: pb.AudioChunk):
+        arrival = time.perf_counter()
+        settings = session.settings
+        replies = []
+        try:
+            block = convert.block_from_chunk(chunk, settings)
+        except DreamError as exc:
+            replies.append(warning("invalid_audio", f"{exc}; silence used instead", chunk.seq))
+            block = np.zeros((settings.channels, settings.block_size), np.float32)
+        job = session.begin(block, arrival)
+        if job is not None:
+            scheduler = self.hub.scheduler(session.model)
+            job = scheduler.run(job, self.still_wanted, settings.block_seconds)
+        out = session.finish(job)
+        done = time.perf_counter()
+        self.blocks += 1
+        if job is not None and done > job.deadline:
+            self.late += 1
+        wanted = job.iterations if job is not None else 0
+        ran = job.iterations_run if job is not None else 0
+        self._period.seconds.append(done - arrival)
+        self._period.iterations.append(ran)
+        if ran < wanted and not self._period.degraded:
+            self._period.degraded = True
+            replies.append(warning("degraded", f"ran {ran} of {wanted} iterations to keep "
+                                   "real time", chunk.seq))
+        replies.append(convert.chunk_from_block(chunk.seq, out))
+        if len(self._period.seconds) * settings.block_seconds >= STATS_SECONDS:
+            replies.append(self._stats(settings.block_seconds))
+        return replies
+
+    def _stats(self, block_seconds: float) -> pb.StreamResponse:
+        period, self._period = self._period, _Period()
+        mean = float(np.mean(period.seconds))
+        return pb.StreamResponse(stats=pb.StreamStats(
+            blocks=self.blocks, mean_block_seconds=mean,
+            max_block_seconds=float(np.max(period.seconds)),
+            real_time_factor=mean / block_seconds, late_blocks=self.late,
+            iterations_run=float(np.mean(period.iterations))))
+
+
+def warning(code: str, message: str, seq: int = 0) -> pb.StreamResponse:
+    return pb.StreamResponse(warning=pb.StreamWarning(code=code, message=message, seq=seq))

@@ -1,0 +1,53 @@
+"""All live streams of a server: how many, and one batching scheduler per model."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from ..errors import ResourceExhausted
+from ..models.registry import LoadedModel
+from .scheduler import StreamScheduler
+
+
+class StreamHub:
+    """Admits streams up to `max_streams` and shares a scheduler per model."""
+
+    def __init__(self, max_streams: int = 16, max_items: int = 64):
+        self.max_streams = max_streams
+        self.max_items = max_items
+        self._lock = threading.Lock()
+        self._active = 0
+        self._schedulers: dict[str, StreamScheduler] = {}
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """Holds a stream slot for the duration of a stream."""
+        with self._lock:
+            if self._active >= self.max_streams:
+                raise ResourceExhausted(f"{self._active} streams are running, the most this "
+                                        "server takes; try again later")
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def scheduler(self, model: LoadedModel) -> StreamScheduler:
+        with self._lock:
+            name = model.spec.name
+            if name not in self._schedulers:
+                self._schedulers[name] = StreamScheduler(model, self.max_items)
+            return self._schedulers[name]
+
+    def close(self) -> None:
+        with self._lock:
+            schedulers, self._schedulers = list(self._schedulers.values()), {}
+        for s in schedulers:
+            s.close()

@@ -1,0 +1,249 @@
+"""One live stream's state: the DSP around the ascent (SPEC §4.2).
+
+Frames are at the client rate; the model sees windows of W samples at its own
+rate. With block B, context window L and delay D (B <= D <= L - B):
+
+process mode (dream the incoming audio)
+    Each block shifts into the context (the last L input frames). The context,
+    resampled to the model rate, is dreamed K iterations, warm-started from the
+    previous block's dream shifted by one block. Output: the block that ends D
+    frames before the newest input,
+
+        out = dry + mix * ((1 - w) * c_prev + w * c_now)
+
+    where c_now is this dream's change there, c_prev the previous dream's change
+    for the same frames, and w rises from 0 to 1 over the block (raised cosine).
+    Consecutive dreams differ slightly; the crossfade makes every block join
+    the previous one without a step. Latency is exactly D: with no change the
+    output is the input D frames late.
+
+generate mode (free-running, Bisig & Wegner's round-robin excerpt)
+    A loop of W model samples is dreamed K iterations per block with a random
+    circular shift over the whole loop (so its seam moves and never settles),
+    and read round-robin, one block per block, with the same crossfade. It
+    starts from the init signal, or, with init "input", from the first L frames
+    of input (dry audio passes while they are captured). `mix_original` pulls
+    the loop toward the live input; `mix` blends the loop with the dry input.
+
+Only changes and loops pass through the resamplers; the dry path is untouched.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from ..engine.initial import initial_signal
+from ..engine.params import DreamParams
+from ..engine.resample import resample
+from ..models.registry import LoadedModel
+from .settings import StreamSettings
+
+WRAP = 64  # samples of circular padding when resampling a loop
+
+
+@dataclass
+class Job:
+    """One block of ascent for one stream, run by the scheduler.
+
+    Attributes:
+        x: signals being dreamed `[C, W]`; x0: originals for `mix_original`.
+        iterations: wanted; iterations_run: done (fewer when degraded).
+        shifts: per-iteration, per-item circular shifts `[K, C]`, or None.
+        deadline: perf_counter time by which the block must be done (inf = none).
+    """
+
+    x: torch.Tensor
+    x0: torch.Tensor
+    params: DreamParams
+    iterations: int
+    shifts: torch.Tensor | None
+    deadline: float
+    iterations_run: int = 0
+    loss: list[float] = field(default_factory=list)
+
+
+def _fade(length: int) -> np.ndarray:
+    """Raised-cosine ramp 0 -> 1 over `length` frames (amplitude-complementary)."""
+    t = (np.arange(length) + 0.5) / length
+    return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
+
+
+def _resample_loop(loop: np.ndarray, from_rate: int, to_rate: int, length: int) -> np.ndarray:
+    """Resamples a circular signal `[C, T]` without edge transients."""
+    if from_rate == to_rate:
+        return loop
+    pad = min(WRAP, loop.shape[-1])
+    padded = np.concatenate([loop[:, -pad:], loop, loop[:, :pad]], axis=1)
+    out = resample(padded, from_rate, to_rate)
+    start = round(pad * to_rate / from_rate)
+    return np.ascontiguousarray(out[:, start:start + length])
+
+
+class StreamSession:
+    """DSP state of one stream. Not thread-safe: one RPC thread drives it."""
+
+    def __init__(self, settings: StreamSettings, params: DreamParams, model: LoadedModel):
+        self.settings = settings
+        self.params = params
+        self.model = model
+        self._fade = _fade(settings.block_size)
+        self._clock: float | None = None
+        self._blocks = 0
+        self.reset()
+
+    @property
+    def latency(self) -> int:
+        return self.settings.delay
+
+    @property
+    def window_samples(self) -> int:
+        """Model samples per dreamed window."""
+        return self.model.spec.fixed_input_samples or math.ceil(
+            self.settings.window * self.model.spec.sample_rate / self.settings.sample_rate)
+
+    def reset(self) -> None:
+        """Forgets everything heard and dreamed; the stream goes on from silence."""
+        c, length, block = self.settings.channels, self.settings.window, self.settings.block_size
+        self._context = np.zeros((c, length), np.float32)
+        self._change = np.zeros((c, length), np.float32)
+        self._pending = np.zeros((c, block), np.float32)
+        self._loop: torch.Tensor | None = None
+        self._captured = 0
+        self._read = 0
+        self._gain = 1.0
+        self._generator = torch.Generator().manual_seed(self.params.seed)
+
+    def update(self, params: DreamParams, mode: str | None = None) -> None:
+        """New parameters from a Control; a new seed restarts the random sequence."""
+        if params.seed != self.params.seed:
+            self._generator = torch.Generator().manual_seed(params.seed)
+        self.params = params
+        if mode and mode != self.settings.mode:
+            self.settings = replace(self.settings, mode=mode)
+            self.reset()
+
+    # -- one block ---------------------------------------------------------------------
+
+    def begin(self, block: np.ndarray, arrival: float | None = None) -> Job | None:
+        """Takes the next input block `[C, B]`; returns the ascent to run, if any."""
+        s = self.settings
+        arrival = time.perf_counter() if arrival is None else arrival
+        # Deadline: one block after the later of the block's arrival and its
+        # real-time slot, so a client sending ahead of time is not penalised.
+        if self._clock is None:
+            self._clock = arrival
+        slot = self._clock + self._blocks * s.block_seconds
+        deadline = math.inf if s.offline else max(arrival, slot) + s.block_seconds
+        self._blocks += 1
+
+        b = s.block_size
+        self._context = np.concatenate([self._context[:, b:], block], axis=1)
+        self._change = np.concatenate([self._change[:, b:], np.zeros_like(block)], axis=1)
+        if s.mode == "process":
+            return self._process_job(deadline)
+        return self._generate_job(deadline)
+
+    def finish(self, job: Job | None) -> np.ndarray:
+        """Turns the dreamed job into the output block `[C, B]`."""
+        if self.settings.mode == "process":
+            out = self._process_output(job)
+        else:
+            out = self._generate_output(job)
+        return self._bound(out)
+
+    # -- process mode -------------------------------------------------------------------
+
+    def _to_model(self, frames: np.ndarray) -> np.ndarray:
+        spec = self.model.spec
+        return resample(frames, self.settings.sample_rate, spec.sample_rate, self.window_samples)
+
+    def _to_client(self, samples: np.ndarray) -> np.ndarray:
+        spec = self.model.spec
+        return resample(samples, spec.sample_rate, self.settings.sample_rate, self.settings.window)
+
+    def _shifts(self, jitter: int, items: int, full_circle: bool = False) -> torch.Tensor | None:
+        k = self.params.iterations
+        if full_circle:
+            return torch.randint(0, self.window_samples, (k, items), generator=self._generator)
+        if not jitter:
+            return None
+        return torch.randint(-jitter, jitter + 1, (k, items), generator=self._generator)
+
+    def _process_job(self, deadline: float) -> Job | None:
+        p = self.params
+        if p.iterations == 0:
+            return None
+        device = self.model.device
+        original = self._to_model(self._context)
+        start = original + self._to_model(self._change)
+        return Job(x=torch.from_numpy(start).to(device),
+                   x0=torch.from_numpy(original).to(device), params=p,
+                   iterations=p.iterations,
+                   shifts=self._shifts(p.time_jitter, original.shape[0]), deadline=deadline)
+
+    def _process_output(self, job: Job | None) -> np.ndarray:
+        s = self.settings
+        if job is not None and job.iterations_run:
+            self._change = self._to_client((job.x - job.x0).cpu().numpy())
+        end = s.window - s.delay
+        now = self._change[:, end - s.block_size:end]
+        blended = self._pending + self._fade * (now - self._pending)
+        self._pending = self._change[:, end:end + s.block_size].copy()
+        dry = self._context[:, end - s.block_size:end]
+        return dry + np.float32(self.params.mix) * blended
+
+    # -- generate mode ------------------------------------------------------------------
+
+    def _generate_job(self, deadline: float) -> Job | None:
+        p, s = self.params, self.settings
+        device = self.model.device
+        live = self._to_model(self._context)
+        if self._loop is None:
+            if p.init == "input":
+                self._captured += s.block_size
+                if self._captured < s.window:
+                    return None
+                self._loop = torch.from_numpy(live.copy()).to(device)
+            else:
+                self._loop = initial_signal(p.init, torch.from_numpy(live).to(device),
+                                            self.model.spec.sample_rate, p.init_gain,
+                                            p.init_frequency_hz, self._generator)
+        if p.iterations == 0:
+            return None
+        return Job(x=self._loop, x0=torch.from_numpy(live).to(device), params=p,
+                   iterations=p.iterations, shifts=self._shifts(0, live.shape[0], True),
+                   deadline=deadline)
+
+    def _generate_output(self, job: Job | None) -> np.ndarray:
+        s = self.settings
+        end = s.window - s.delay
+        dry = self._context[:, end - s.block_size:end]
+        if job is not None and job.iterations_run:
+            self._loop = job.x
+        if self._loop is None:
+            return dry.copy()
+        loop = _resample_loop(self._loop.cpu().numpy(), self.model.spec.sample_rate,
+                              s.sample_rate, s.window)
+        index = (self._read + np.arange(2 * s.block_size)) % s.window
+        now = loop[:, index[:s.block_size]]
+        blended = self._pending + self._fade * (now - self._pending)
+        self._pending = loop[:, index[s.block_size:]]
+        self._read = (self._read + s.block_size) % s.window
+        mix = np.float32(self.params.mix)
+        return (1 - mix) * dry + mix * blended
+
+    # -- bounds -------------------------------------------------------------------------
+
+    def _bound(self, out: np.ndarray) -> np.ndarray:
+        """Keeps the peak <= 1 with a gain that drops at once and recovers 10 % per block."""
+        peak = float(np.abs(out).max()) if out.size else 0.0
+        gain = min(1.0, self._gain * 1.1)
+        if peak * gain > 1.0:
+            gain = 1.0 / peak
+        self._gain = gain
+        return out if gain == 1.0 else out * np.float32(gain)

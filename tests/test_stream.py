@@ -1,0 +1,285 @@
+"""StreamDream end to end on a real server: timing contract, joins, controls, batching."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from audiodream import Client, ServerError
+from audiodream.v1 import audiodream_pb2 as pb
+from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
+from conftest import start_server
+from sounds import tone
+
+B = 2048
+
+
+def blocks_of(x: np.ndarray, block: int = B) -> list[np.ndarray]:
+    return [x[i:i + block] for i in range(0, len(x) - block + 1, block)]
+
+
+@pytest.fixture(scope="module")
+def streaming_server(models):
+    server, address = start_server(models, max_streams=6)
+    yield server, address
+    server.stop(None)
+
+
+@pytest.fixture()
+def address(streaming_server):
+    return streaming_server[1]
+
+
+def run_stream(address, x, rate=48000, channels=1, **kwargs):
+    with Client(address) as c, c.stream(rate, channels, B, **kwargs) as s:
+        outputs = list(s.process(blocks_of(x)))
+        return s, outputs
+
+
+def test_twenty_seconds_come_back_block_for_block(address):
+    x = tone(20.0, 48000)[:, 0]
+    x = x[: len(x) // B * B]
+    with Client(address) as c, c.stream(48000, 1, B, iterations=1) as s:
+        sent = [s.send(block) for block in blocks_of(x)[:5]]
+        got = [s.receive() for _ in sent]
+        assert [seq for seq, _ in got] == sent == list(range(5))
+        rest = list(s.process(blocks_of(x)[5:]))
+    outputs = [b for _, b in got] + rest
+    assert len(outputs) == len(x) // B
+    assert all(o.shape == (B,) and o.dtype == np.float32 for o in outputs)
+    assert sum(len(o) for o in outputs) == len(x)
+    assert s.stats and s.stats[-1].blocks >= len(outputs) - 30
+    assert all(np.isfinite(o).all() and np.abs(o).max() <= 1.0 for o in outputs)
+
+
+@pytest.mark.parametrize("rate,channels,delay", [(48000, 1, 0), (44100, 2, 0), (22050, 1, 5000)])
+def test_reported_latency_is_the_real_one(address, rate, channels, delay):
+    x = tone(3.0, rate, channels)
+    s, outputs = run_stream(address, x, rate, channels, iterations=0, mix=1.0, delay=delay)
+    latency = s.latency
+    assert latency == (delay or B)
+    y = np.concatenate(outputs).reshape(-1, channels)
+    n = len(y)
+    assert np.array_equal(y[latency:], x[: n - latency].reshape(-1, channels))
+    assert np.all(y[:latency] == 0)
+
+
+def _join_ratio(y: np.ndarray, first_join: int) -> float:
+    """Largest (step at a block join) / (largest step within 32 samples around it).
+
+    A click is a step much larger than its neighbours; a smooth join is ~1.
+    """
+    steps = np.abs(np.diff(y))
+    ratios = []
+    for j in range(first_join, len(steps) - 33, B):
+        around = np.concatenate([steps[j - 32:j], steps[j + 1:j + 33]])
+        ratios.append(steps[j] / max(around.max(), 1e-9))
+    return max(ratios)
+
+
+@pytest.mark.parametrize("mode", ["process", "generate"])
+def test_no_discontinuities_at_block_joins(address, mode):
+    rate = 44100
+    t = np.arange(6 * rate) / rate
+    x = (0.3 * np.sin(2 * np.pi * 110 * t)).astype(np.float32)
+    # The low-pass keeps the dream smooth, so a step at a join would stand out.
+    s, outputs = run_stream(address, x, rate, iterations=3, step_size=0.05, lowpass_hz=1500.0,
+                            mode=mode, init="pink", offline=True)
+    y = np.concatenate(outputs)
+    assert np.abs(y[s.latency:] - x[: len(y) - s.latency]).max() > 0.05  # it did dream
+    assert _join_ratio(y, first_join=2 * B - 1) < 1.5
+    # The same measure does see a click: one sample off at a join.
+    clicked = y.copy()
+    clicked[4 * B:] += 0.02
+    assert _join_ratio(clicked, first_join=2 * B - 1) > 1.5
+
+
+def test_generate_mode_runs_free_and_stays_bounded(address):
+    x = np.zeros(48000 * 3, np.float32)  # silence in: the loop sings on its own
+    s, outputs = run_stream(address, x, iterations=2, mode="generate", init="white",
+                            step_size=0.05, offline=True)
+    y = np.concatenate(outputs)
+    assert np.abs(y).max() <= 1.0 and np.sqrt(np.mean(y[B:] ** 2)) > 0.01
+    assert s.ready.config.mode == "generate"
+
+
+def test_control_changes_the_dream_from_the_next_block(address):
+    x = tone(2.0, 48000)[:, 0]
+    blocks = blocks_of(x)
+    with Client(address) as c, c.stream(48000, 1, B, iterations=0, offline=True) as s:
+        before = []
+        for block in blocks[:10]:
+            s.send(block)
+            before.append(s.receive()[1])
+        s.control(iterations=3, step_size=0.05, layers=["conv1"])
+        after = []
+        for block in blocks[10:]:
+            s.send(block)
+            after.append(s.receive()[1])
+    y = np.concatenate(before)
+    assert np.array_equal(y[B:], x[: len(y) - B])  # untouched until the control
+    changed = np.concatenate(after)
+    dry = x[len(y) - B: len(y) - B + len(changed)]
+    assert np.abs(changed - dry).max() > 0.01
+    assert not s.warnings
+
+
+def test_reset_clears_the_state(address):
+    x = tone(1.0, 48000)[:, 0]
+    blocks = blocks_of(x)[:12]
+    with Client(address) as c, c.stream(48000, 1, B, iterations=1, mode="generate",
+                                        init="pink", offline=True, seed=3) as s:
+        first = [s.receive()[1] for _ in [s.send(b) for b in blocks]]
+        s.reset()
+        second = [s.receive()[1] for _ in [s.send(b) for b in blocks]]
+    for a, b in zip(first, second, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_invalid_control_is_answered_in_band_and_the_stream_goes_on(address):
+    x = tone(1.0, 48000)[:, 0]
+    with Client(address) as c, c.stream(48000, 1, B, iterations=1) as s:
+        s.send(blocks_of(x)[0])
+        s.receive()
+        s.control(step_size=-3.0)
+        s.control(layers=["conv99"])
+        s.control(mode="dance")
+        s.send(blocks_of(x)[1])
+        seq, block = s.receive()
+        assert seq == 1 and block.shape == (B,)
+        codes = [w.code for w in s.warnings]
+        assert codes.count("invalid_control") == 3
+        messages = " ".join(w.message for w in s.warnings)
+        assert "step_size" in messages and "conv99" in messages and "dance" in messages
+
+
+def test_bad_chunk_gets_a_warning_and_a_silent_block(address):
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.DreamServiceStub(channel)
+        nan = np.full(B, np.nan, np.float32).tobytes()
+        requests = [pb.StreamRequest(config=pb.StreamConfig(sample_rate=48000, channels=1)),
+                    pb.StreamRequest(audio=pb.AudioChunk(seq=7, pcm=b"\x00" * 12)),
+                    pb.StreamRequest(audio=pb.AudioChunk(seq=8, pcm=nan))]
+        responses = list(stub.StreamDream(iter(requests)))
+    kinds = [r.WhichOneof("msg") for r in responses]
+    assert kinds[0] == "ready"
+    chunks = [r.audio for r in responses if r.WhichOneof("msg") == "audio"]
+    assert [c.seq for c in chunks] == [7, 8]
+    assert all(len(c.pcm) == 4 * B for c in chunks)
+    warnings = [r.warning for r in responses if r.WhichOneof("msg") == "warning"]
+    assert [w.seq for w in warnings] == [7, 8] and {w.code for w in warnings} == {"invalid_audio"}
+
+
+@pytest.mark.parametrize("config,code", [
+    (pb.StreamConfig(sample_rate=0, channels=1), grpc.StatusCode.INVALID_ARGUMENT),
+    (pb.StreamConfig(sample_rate=48000, channels=1, block_size=10), grpc.StatusCode.OUT_OF_RANGE),
+    (pb.StreamConfig(sample_rate=48000, channels=1, mode="loop"),
+     grpc.StatusCode.INVALID_ARGUMENT),
+    (pb.StreamConfig(sample_rate=48000, channels=1, window=1000), grpc.StatusCode.OUT_OF_RANGE),
+    (pb.StreamConfig(sample_rate=48000, channels=1, delay=47000), grpc.StatusCode.OUT_OF_RANGE),
+    (pb.StreamConfig(sample_rate=48000, channels=1, params=pb.DreamParams(model="nope")),
+     grpc.StatusCode.NOT_FOUND),
+    (pb.StreamConfig(sample_rate=48000, channels=1, params=pb.DreamParams(
+        step_size=float("nan"))), grpc.StatusCode.INVALID_ARGUMENT),
+])
+def test_invalid_config_ends_the_call(address, config, code):
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.DreamServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.StreamDream(iter([pb.StreamRequest(config=config)])))
+    assert info.value.code() == code and info.value.details()
+
+
+def test_first_message_must_be_a_config(address):
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.DreamServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.StreamDream(iter([pb.StreamRequest(audio=pb.AudioChunk(seq=0))])))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _wait_for(predicate, seconds=10.0):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_a_vanished_client_frees_its_stream(models):
+    server, address = start_server(models)
+    try:
+        hub = server_hub(server)
+        x = tone(1.0, 48000)[:, 0]
+        c = Client(address)
+        s = c.stream(48000, 1, B, iterations=1)
+        s.send(blocks_of(x)[0])
+        s.receive()
+        assert hub.active == 1
+        s.close()  # cancels mid-stream
+        c.close()
+        assert _wait_for(lambda: hub.active == 0)
+    finally:
+        server.stop(None)
+
+
+def server_hub(server):
+    return server.services.dream.streams
+
+
+def test_too_many_streams_are_refused(models):
+    server, address = start_server(models, max_streams=1)
+    try:
+        with Client(address) as c, c.stream(48000, 1, B, iterations=0) as first:
+            assert first.latency == B
+            with pytest.raises(ServerError) as info:
+                c.stream(48000, 1, B)
+            assert info.value.code == "RESOURCE_EXHAUSTED"
+    finally:
+        server.stop(None)
+
+
+def test_model_change_by_control(address):
+    x = tone(1.0, 48000)[:, 0]
+    with Client(address) as c, c.stream(48000, 1, B, iterations=1) as s:
+        s.send(blocks_of(x)[0])
+        s.receive()
+        s.control(model="model1")
+        s.send(blocks_of(x)[1])
+        s.receive()
+        assert s.ready.model == "model1"
+        assert "model_changed" in [w.code for w in s.warnings]
+
+
+def test_concurrent_streams_are_batched_and_exact(streaming_server):
+    server, address = streaming_server
+    inputs = [tone(2.0, 48000, freq=100 * (k + 1), seed=k)[:, 0] for k in range(4)]
+    settings = [dict(iterations=2, layers=[f"conv{k + 1}"], seed=k, time_jitter=10 * k,
+                     offline=True) for k in range(4)]
+    alone = [np.concatenate(run_stream(address, inputs[k], **settings[k])[1]) for k in range(4)]
+    together = [None] * 4
+    start = threading.Barrier(4)
+
+    def run(k):
+        start.wait()
+        together[k] = np.concatenate(run_stream(address, inputs[k], **settings[k])[1])
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    hub = server_hub(server)
+    assert hub.scheduler(hub_model(server)).largest_batch > 1  # they did share passes
+    for k in range(4):
+        # Batched BLAS may round differently from batch-of-one: float32 tolerance.
+        np.testing.assert_allclose(together[k], alone[k], atol=1e-5)
+
+
+def hub_model(server):
+    return server.services.dream.models.get()
