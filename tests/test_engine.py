@@ -202,3 +202,21 @@ def test_calibrated_random_model_has_live_deep_gradients(default_model):
     acts = default_model.module.features(x, ["conv7"])
     (g,) = torch.autograd.grad(acts["conv7"].pow(2).mean(), x)
     assert g.abs().mean() > 1e-8
+
+
+def test_waveform_conv_equals_torch_conv1d():
+    """The fast first convolution computes what nn.Conv1d computes, gradients included."""
+    from audiodream_server.models.bisig import WaveformConv
+
+    torch.manual_seed(0)
+    fast = WaveformConv(1, 16, 129, stride=7, padding=64)
+    reference = torch.nn.Conv1d(1, 16, 129, stride=7, padding=64)
+    reference.load_state_dict(fast.state_dict())
+    x = torch.randn(3, 1, 44100, requires_grad=True)
+    y_fast, y_ref = fast(x), reference(x)
+    assert y_fast.shape == y_ref.shape
+    # float32 sums over 129 taps in another order: agree to ~1e-6 of the scale.
+    assert torch.allclose(y_fast, y_ref, atol=1e-5)
+    (g_fast,) = torch.autograd.grad(y_fast.pow(2).sum(), x)
+    (g_ref,) = torch.autograd.grad(y_ref.pow(2).sum(), x)
+    assert torch.allclose(g_fast, g_ref, rtol=1e-4, atol=1e-4)
