@@ -4,6 +4,8 @@ For the default model, 10 s of 44.1 kHz mono, 20 iterations, prints
   - engine: seconds of compute per second of audio per iteration (whole pipeline)
   - bare:   the same for forward + backward to the input on the same windows
   - overhead = engine / bare - 1   (target: <= 15 %)
+  - a row per update rule and objective: compute per second of audio per
+    iteration, relative to the plain `add` dream (target: filter rules <= 1.5x)
 Run: python bench/dream_bench.py [--seconds 10] [--iterations 20] [--repeats 3]
 """
 
@@ -78,6 +80,26 @@ def main() -> None:
           f"(real-time factor per iteration {engine:.4f})")
     print(f"bare forward+backward: {bare * 1e3:.2f} ms per second of audio per iteration")
     print(f"engine overhead: {100 * (engine / bare - 1):+.1f} %  (target <= 15 %)")
+
+    target = test_signal(args.seconds, rate)[:, ::-1].copy()
+    variants = [("update", u, {"update": u}) for u in
+                ("add", "hardcut", "hardcut_add", "target_filter", "flip")]
+    variants += [("objective", o, {"objective": o, **extra}) for o, extra in
+                 (("mean", {}), ("class", {"class_index": 0}), ("target_features", {}),
+                  ("style", {}))]
+    print(f"{'':<10} {'variant':<16} {'ms/s/iter':>10} {'vs add':>7}")
+    for kind, name, fields in variants:
+        p = DreamParams(iterations=args.iterations, **fields)
+        dream(audio, rate, model, p, target=target, target_rate=rate)  # warm-up
+        best = min(_timed(lambda: dream(audio, rate, model, p, target=target, target_rate=rate))
+                   for _ in range(args.repeats)) / per
+        print(f"{kind:<10} {name:<16} {best * 1e3:>10.2f} {best / engine:>6.2f}x")
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

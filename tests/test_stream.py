@@ -171,7 +171,10 @@ def test_bad_chunk_gets_a_warning_and_a_silent_block(address):
     assert [c.seq for c in chunks] == [7, 8]
     assert all(len(c.pcm) == 4 * B for c in chunks)
     warnings = [r.warning for r in responses if r.WhichOneof("msg") == "warning"]
-    assert [w.seq for w in warnings] == [7, 8] and {w.code for w in warnings} == {"invalid_audio"}
+    # (A "degraded" warning may come too on a busy machine: real time is kept.)
+    invalid = [w for w in warnings if w.code == "invalid_audio"]
+    assert [w.seq for w in invalid] == [7, 8]
+    assert "bytes" in invalid[0].message and "NaN" in invalid[1].message
 
 
 @pytest.mark.parametrize("config,code", [

@@ -7,6 +7,8 @@ same request are identical.
 
 from __future__ import annotations
 
+import time
+
 from audiodream.client import Client, Progress, ServerError, layers_of, model_info
 from audiodream.v1 import audiodream_pb2 as pb
 
@@ -37,16 +39,20 @@ class LocalClient(Client):
 
     def _execute(self, request: pb.DreamRequest, progress: Progress | None) -> pb.DreamResponse:
         def run():
-            audio, rate = convert.audio_from_proto(request.audio, self.limits)
-            params = convert.params_from_proto(request.params)
-            model = self._models.get(params.model)
+            start = time.perf_counter()
+            inputs = convert.dream_inputs(request, self.limits)
+            model = self._models.get(inputs.params.model)
             on_step = None
             if progress is not None:
                 def on_step(p):
                     progress(pb.DreamProgressUpdate(stage="dreaming", iteration=p.step,
                                                     iterations=p.steps, loss=p.loss))
-            result = dream(audio, rate, model, params, limits=self.limits, progress=on_step)
-            return convert.result_to_proto(result, model)
+            result = dream(inputs.audio, inputs.rate, model, inputs.params,
+                           target=inputs.target, target_rate=inputs.target_rate,
+                           limits=self.limits, progress=on_step)
+            response = convert.result_to_proto(result, model)
+            response.timing.total_seconds = time.perf_counter() - start
+            return response
 
         return self._guard(run)
 

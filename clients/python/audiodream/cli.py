@@ -76,6 +76,16 @@ def _add_dream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grad-norm", help="std, l2, mean_abs [std]")
     p.add_argument("--mix", type=float, help="dry/wet, 0..1 [1]")
     p.add_argument("--mix-original", type=float, help="pull toward the input per step [0]")
+    p.add_argument("--update", help="add, hardcut, hardcut_add, target_filter, flip [add]")
+    p.add_argument("--threshold", type=float, help="filter rules: mask threshold 0..2 [0.5]")
+    p.add_argument("--power", type=float, help="filter rules: magnitude exponent [1.0]")
+    p.add_argument("--n-fft", type=int, help="filter rules: STFT size [2048]")
+    p.add_argument("--hop", type=int, help="filter rules: STFT hop [512]")
+    p.add_argument("--target", metavar="FILE",
+                   help="target sound for style, target_features, target_filter")
+    p.add_argument("--content-weight", type=float, help="style: pull toward the input [0]")
+    p.add_argument("--octaves", type=int, help="time-scale octaves 1..6 [1]")
+    p.add_argument("--octave-scale", type=float, help="scale between octaves [1.5]")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
@@ -88,7 +98,10 @@ def _dream_params(args) -> dict:
                   time_jitter=args.jitter, lowpass_hz=args.lowpass,
                   smoothing_coefficient=args.smoothing,
                   smoothing_kernel=args.smoothing_kernel, grad_norm=args.grad_norm,
-                  mix=args.mix, mix_original=args.mix_original, negate=args.negate or None)
+                  mix=args.mix, mix_original=args.mix_original, negate=args.negate or None,
+                  update=args.update, threshold=args.threshold, power=args.power,
+                  n_fft=args.n_fft, hop=args.hop, content_weight=args.content_weight,
+                  octaves=args.octaves, octave_scale=args.octave_scale)
     if args.class_ is not None:
         key = "class_index" if args.class_.isdigit() else "class_name"
         params[key] = int(args.class_) if key == "class_index" else args.class_
@@ -164,7 +177,7 @@ def cmd_dream(args) -> int:
         client = Client(args.server)
     with client, ProgressBar(disable=args.quiet) as bar:
         out = client.dream(args.input, model=args.model, layers=args.layer,
-                           progress=bar.update, **params)
+                           target=args.target, progress=bar.update, **params)
     write_like(args.output, out.audio, out.sample_rate, args.input)
     if not args.quiet:
         print_dream_summary(out, args.output)
@@ -177,7 +190,8 @@ def cmd_stream(args) -> int:
     with Client(args.server) as client:
         summary = stream_file(client, args.input, args.output, block=args.block, mode=args.mode,
                               delay=args.delay, realtime=args.realtime, model=args.model,
-                              layers=args.layer, quiet=args.quiet, **_dream_params(args))
+                              layers=args.layer, target=args.target, quiet=args.quiet,
+                              **_dream_params(args))
     if not args.quiet:
         print_stream_summary(summary, args.output)
     return 0

@@ -135,7 +135,7 @@ class Client:
         return layers_of(self._call(self._stub.ListLayers, pb.ListLayersRequest(model=model)))
 
     def dream(self, audio, sample_rate: int | None = None, *, model: str = "",
-              layers: Iterable = (), progress: Progress | None = None,
+              layers: Iterable = (), target=None, progress: Progress | None = None,
               **params) -> DreamOutput:
         """Dreams a sound.
 
@@ -144,15 +144,19 @@ class Client:
             model: model name; "" = the server's default.
             layers: "NAME[:CH,CH...][@WEIGHT]" strings, (name, channels, weight)
                 tuples or dicts; empty = the model's default layer.
+            target: a target sound (path, file bytes, or (array, rate)) for the
+                style / target_features objectives and the target_filter rule.
             progress: called with each progress update (uses DreamProgress).
             **params: any DreamParams field, e.g. iterations=20, step_size=0.02.
         """
         request = dream_request(audio, sample_rate, model, layers, params)
+        if target is not None:
+            request.target.CopyFrom(target_message(target))
         return dream_output(self._execute(request, progress), audio)
 
     def stream(self, sample_rate: int, channels: int = 1, block_size: int = 2048, *,
                model: str = "", layers: Iterable = (), mode: str = "process",
-               window: int = 0, delay: int = 0, offline: bool = False,
+               window: int = 0, delay: int = 0, offline: bool = False, target=None,
                **params) -> DreamStream:
         """Opens a StreamDream call; `iterations` counts per block [4].
 
@@ -161,11 +165,14 @@ class Client:
             mode: "process" (dream the input) or "generate" (free-running loop).
             window: context frames (0 = the model's window); delay: output delay
                 in frames (0 = one block); offline: never drop iterations.
+            target: a target sound, as for `dream`.
         """
         config = pb.StreamConfig(params=dream_params(model, layers, params),
                                  sample_rate=sample_rate, channels=channels,
                                  block_size=block_size, window=window, mode=mode, delay=delay,
                                  offline=offline)
+        if target is not None:
+            config.target.CopyFrom(target_message(target))
         return DreamStream(self._stub, config, self.timeout)
 
     def _execute(self, request: pb.DreamRequest, progress: Progress | None) -> pb.DreamResponse:
@@ -224,6 +231,13 @@ def audio_message(audio, sample_rate: int | None) -> pb.Audio:
     channels = 1 if samples.ndim == 1 else samples.shape[1]
     return pb.Audio(pcm=np.ascontiguousarray(samples).tobytes(), sample_rate=sample_rate,
                     channels=channels)
+
+
+def target_message(target) -> pb.Audio:
+    """A target given as a path, file bytes, or an (array, rate) pair -> Audio."""
+    if isinstance(target, tuple):
+        return audio_message(*target)
+    return audio_message(target, None)
 
 
 def dream_output(response: pb.DreamResponse, like) -> DreamOutput:

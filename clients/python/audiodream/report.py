@@ -84,8 +84,9 @@ def print_dream_summary(out: DreamOutput, path: str) -> None:
               f"{f.spectral_flatness:>9.4f} {f.spectral_flux:>7.4f}")
 
 
-def stream_file(client, source: str, target: str, *, block: int, mode: str, delay: int,
-                realtime: bool, model: str, layers, quiet: bool, **params) -> dict:
+def stream_file(client, source: str, destination: str, *, block: int, mode: str, delay: int,
+                realtime: bool, model: str, layers, quiet: bool, target=None,
+                **params) -> dict:
     """Streams a sound file through StreamDream and writes the result, latency removed.
 
     The file is cut into blocks (the last one padded with silence); `latency`
@@ -96,7 +97,7 @@ def stream_file(client, source: str, target: str, *, block: int, mode: str, dela
     frames, channels = audio.shape
     start = time.perf_counter()
     with client.stream(rate, channels, block, model=model, layers=layers, mode=mode,
-                       delay=delay, **params) as stream:
+                       delay=delay, target=target, **params) as stream:
         latency = stream.latency
         total = -(-(frames + latency) // block) * block
         padded = np.zeros((total, channels), np.float32)
@@ -111,7 +112,7 @@ def stream_file(client, source: str, target: str, *, block: int, mode: str, dela
         stats = stream.stats[-1] if stream.stats else None
         warnings = [w.code for w in stream.warnings]
     dreamed = np.concatenate(outputs)[latency:latency + frames]
-    write_like(target, dreamed, rate, source)
+    write_like(destination, dreamed, rate, source)
     return {"frames": frames, "rate": rate, "blocks": len(outputs), "latency": latency,
             "seconds": time.perf_counter() - start, "stats": stats, "warnings": warnings}
 

@@ -88,11 +88,13 @@ class DreamStream:
                 self.latency = response.ready.latency_samples
 
     def control(self, *, model: str = "", layers: Iterable = (), mode: str = "",
-                reset: bool = False, **params) -> None:
-        """Changes parameters from the next block on (any DreamParams field)."""
-        from .client import dream_params
+                reset: bool = False, target=None, **params) -> None:
+        """Changes parameters from the next block on (any DreamParams field, a target)."""
+        from .client import dream_params, target_message
 
         msg = pb.Control(params=dream_params(model, layers, params), mode=mode, reset=reset)
+        if target is not None:
+            msg.target.CopyFrom(target_message(target))
         self._requests.put(pb.StreamRequest(control=msg))
 
     def reset(self) -> None:

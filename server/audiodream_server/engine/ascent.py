@@ -7,7 +7,7 @@ forward/backward pass. For each item x of each group:
     x_s = roll(x, shift)                    random circular shift (time_jitter)
     g   = d objective(model(x_s)) / d x     autograd undoes the roll
     g   = normalise(cascade_smooth(g, sigma_i))
-    x   = x + step * g                      the `add` update
+    x   = update(x, g)                      `add` or a DreamSound filter rule
     x   = lowpass(x);  x = x + m * (x0 - x) optional, m = mix_original
     x   = x / max(1, peak(x))               bounded, never clipped
 
@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import torch
 
 from ..models.registry import LoadedModel
+from . import updates
 from .gradients import normalise
 from .lowpass import lowpass
-from .objectives import layers_needed, objective
+from .objectives import NEEDS_TARGET_ACTS, References, layers_needed, needs_original, objective
 from .params import DreamParams
 from .smoothing import cascade_sigma, cascade_smooth
 
@@ -38,6 +39,7 @@ class Group:
         params: resolved parameters.
         iteration, iterations: position in the schedule (smoothing sigma grows).
         shift: per-item circular shift in samples, or None.
+        target: the target sound's items `[b, T]`, when the request has one.
     """
 
     x: torch.Tensor
@@ -46,6 +48,7 @@ class Group:
     iteration: int
     iterations: int
     shift: torch.Tensor | None = None
+    target: torch.Tensor | None = None
 
 
 def roll(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -73,7 +76,8 @@ def step(model: LoadedModel, groups: list[Group]) -> list[tuple[torch.Tensor, to
         values, start = [], 0
         for g in groups:
             part = slice(start, start + len(g.x))
-            values.append(objective({n: a[part] for n, a in acts.items()}, g.params, logits))
+            values.append(objective({n: a[part] for n, a in acts.items()}, g.params, logits,
+                                    references(model, g)))
             start += len(g.x)
         (grad,) = torch.autograd.grad(torch.cat(values).sum(), x)
 
@@ -85,10 +89,26 @@ def step(model: LoadedModel, groups: list[Group]) -> list[tuple[torch.Tensor, to
         sigma = cascade_sigma(p.smoothing_coefficient, g.iteration, g.iterations)
         part = normalise(cascade_smooth(part, sigma, p.smoothing_kernel), p.grad_norm)
         with torch.no_grad():
-            new = g.x.detach() + p.step_size * part
+            new = updates.apply(g.x.detach(), part, g.x0, g.target, p)
             new = lowpass(new, model.spec.sample_rate, p.lowpass_hz)
             if p.mix_original:
                 new = new + p.mix_original * (g.x0 - new)
             new = new / new.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
         results.append((new, value.detach()))
     return results
+
+
+@torch.no_grad()
+def references(model: LoadedModel, g: Group) -> References | None:
+    """Activations of the target (and original) under the same shift as the items."""
+    p = g.params
+    if p.objective not in NEEDS_TARGET_ACTS:
+        return None
+    names = layers_needed(p, model.spec.logits_layer)
+
+    def acts(signal: torch.Tensor) -> dict[str, torch.Tensor]:
+        shifted = roll(signal, g.shift) if g.shift is not None else signal
+        return model.module.features(shifted, names)
+
+    return References(target=acts(g.target),
+                      original=acts(g.x0) if needs_original(p) else None)

@@ -7,15 +7,41 @@ to one window depends on that window only.
     activation: sum_l w_l * mean(a_l[:, channels] ** 2)   (MSE against zero, seed 003)
     mean:       sum_l w_l * mean(a_l[:, channels])        (seed 002 whole-layer mode)
     class:      +/- logit[class]                           (seed 000, DreamSound)
+    target_features: -sum_l w_l * mean((a_l - t_l) ** 2)  (toward a target's activations)
+    style:      -sum_l w_l * mean((G(a_l) - G(t_l)) ** 2)
+                - c * sum_l w_l * mean((a_l - o_l) ** 2)   (Gatys; Ulyanov for audio)
+
+with t_l, o_l the activations of the target and of the original sound, and the
+Gram matrix of feature correlations over time, for `[C, F]` activations,
+
+    G(a) = a a^T / F            `[C, C]`
+
+which keeps which feature maps fire together (timbre) and drops when (content).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
 from .params import DreamParams, LayerSelection
+
+
+@dataclass
+class References:
+    """Activations the objective compares against, computed without gradients."""
+
+    target: dict[str, torch.Tensor] | None = None
+    original: dict[str, torch.Tensor] | None = None
+
+
+NEEDS_TARGET_ACTS = ("target_features", "style")
+
+
+def needs_original(params: DreamParams) -> bool:
+    return params.objective == "style" and params.content_weight > 0
 
 
 def layers_needed(params: DreamParams, logits_layer: str) -> list[str]:
@@ -30,10 +56,7 @@ def _as_frames(act: torch.Tensor) -> torch.Tensor:
 
 
 def _selected(act: torch.Tensor, sel: LayerSelection) -> torch.Tensor:
-    act = _as_frames(act)
-    if sel.channels:
-        act = act[:, list(sel.channels)]
-    return act.flatten(1)
+    return _select_maps(act, sel).flatten(1)
 
 
 def layer_objective(acts: dict[str, torch.Tensor], layers: Sequence[LayerSelection],
@@ -45,9 +68,28 @@ def layer_objective(acts: dict[str, torch.Tensor], layers: Sequence[LayerSelecti
     return total
 
 
-def objective(acts: dict[str, torch.Tensor], params: DreamParams,
-              logits_layer: str) -> torch.Tensor:
-    """Per-item objective `[B]` for resolved `params`."""
+def gram(act: torch.Tensor) -> torch.Tensor:
+    """`[B, C, F]` -> `[B, C, C]` feature correlations, averaged over frames."""
+    return act @ act.transpose(1, 2) / act.shape[-1]
+
+
+def _distance(acts, refs, layers, transform) -> torch.Tensor:
+    total = 0.0
+    for sel in layers:
+        a = transform(_select_maps(acts[sel.name], sel))
+        r = transform(_select_maps(refs[sel.name], sel))
+        total = total + sel.weight * (a - r).pow(2).flatten(1).mean(dim=1)
+    return total
+
+
+def _select_maps(act: torch.Tensor, sel: LayerSelection) -> torch.Tensor:
+    act = _as_frames(act)
+    return act[:, list(sel.channels)] if sel.channels else act
+
+
+def objective(acts: dict[str, torch.Tensor], params: DreamParams, logits_layer: str,
+              refs: References | None = None) -> torch.Tensor:
+    """Per-item objective `[B]` for resolved `params` (higher is better)."""
     if params.objective == "activation":
         return layer_objective(acts, params.layers, squared=True)
     if params.objective == "mean":
@@ -55,4 +97,12 @@ def objective(acts: dict[str, torch.Tensor], params: DreamParams,
     if params.objective == "class":
         logit = _as_frames(acts[logits_layer])[:, params.class_index].mean(dim=-1)
         return -logit if params.negate else logit
+    if params.objective == "target_features":
+        return -_distance(acts, refs.target, params.layers, lambda a: a)
+    if params.objective == "style":
+        value = -_distance(acts, refs.target, params.layers, gram)
+        if needs_original(params):
+            value = value - params.content_weight * _distance(
+                acts, refs.original, params.layers, lambda a: a)
+        return value
     raise ValueError(f"unknown objective {params.objective!r}")

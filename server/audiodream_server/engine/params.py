@@ -14,8 +14,10 @@ from dataclasses import dataclass, replace
 from ..errors import InvalidArgument, NotFound, OutOfRange
 from ..models.spec import ModelSpec
 
-OBJECTIVES = ("activation", "mean", "class")
-UPDATES = ("add",)
+OBJECTIVES = ("activation", "mean", "class", "target_features", "style")
+UPDATES = ("add", "hardcut", "hardcut_add", "target_filter", "flip")
+# What needs a target sound to mean anything.
+NEEDS_TARGET = ("target_features", "style", "target_filter")
 INITS = ("input", "white", "pink", "sine", "silence")
 GRAD_NORMS = ("std", "l2", "mean_abs")
 OUTPUT_FORMATS = ("pcm", "wav", "flac", "ogg")
@@ -70,6 +72,13 @@ class DreamParams:
     negate: bool = False
     window_overlap: float = 0.25
     output_format: str = "pcm"
+    threshold: float = 0.5
+    power: float = 1.0
+    n_fft: int = 2048
+    hop: int = 512
+    content_weight: float = 0.0
+    octaves: int = 1
+    octave_scale: float = 1.5
 
     def validate(self, limits: Limits = DEFAULT_LIMITS) -> "DreamParams":
         """Checks every field that does not depend on the model. Returns self."""
@@ -92,11 +101,23 @@ class DreamParams:
             raise OutOfRange(f"smoothing_kernel must be odd (1..255), got {self.smoothing_kernel}")
         _range("mix", self.mix, 0.0, 1.0)
         _range("window_overlap", self.window_overlap, 0.05, 0.75)
+        _range("threshold", self.threshold, 0.0, 2.0)
+        _range("power", self.power, 0.1, 4.0)
+        _range("n_fft", self.n_fft, 16, 16384)
+        _range("hop", self.hop, 1, self.n_fft)
+        if self.n_fft % 2:
+            raise OutOfRange(f"n_fft must be even (16..16384), got {self.n_fft}")
+        _range("content_weight", self.content_weight, 0.0, 1000.0)
+        _range("octaves", self.octaves, 1, 6)
+        _range("octave_scale", self.octave_scale, 1.1, 4.0)
         for sel in self.layers:
             if not sel.name:
                 raise InvalidArgument("a layer selection has an empty name")
             _range(f"weight of layer {sel.name}", sel.weight, -1000.0, 1000.0)
         return self
+
+    def needs_target(self) -> bool:
+        return self.objective in NEEDS_TARGET or self.update in NEEDS_TARGET
 
     def resolve(self, spec: ModelSpec) -> "DreamParams":
         """Checks layers, channels and classes against `spec`; fills defaults."""

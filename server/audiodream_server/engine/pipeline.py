@@ -6,6 +6,10 @@
    channel is one item of one batch (chunks of `max_batch` items)
 4. `iterations` gradient-ascent steps on every item (`ascent.step`: jitter,
    gradient, smoothing, normalisation, update, low-pass, pull-back, bound)
+   With `octaves` > 1 this runs at successively longer time scales: the sound
+   is shortened by octave_scale^k (the model hears it faster and higher),
+   dreamed, and the change it gained ("detail") is stretched to the next scale
+   and re-injected, coarsest first, as image DeepDream does with its pyramid.
 5. join the windows' changes with equal-power crossfades, resample the change
    back to the input rate and add it to the untouched input:
 
@@ -21,14 +25,16 @@ The engine knows nothing of gRPC: it raises `audiodream_server.errors` types.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Callable
 
 import numpy as np
 import torch
 
-from ..errors import Cancelled, ResourceExhausted
+from ..errors import Cancelled, InvalidArgument, ResourceExhausted
 from ..models.registry import LoadedModel
 from . import audio as audio_io
 from . import windows
@@ -54,7 +60,7 @@ class DreamResult:
 
     Attributes:
         audio: `[C, T]`, same shape and rate as the input, peak <= 1.
-        loss: objective per iteration, mean over items.
+        loss: objective per iteration (per octave, coarsest first), mean over items.
         output_gain: gain applied to bring the peak to <= 1 (1.0 = none).
         windows: model windows per channel.
         params: the parameters in force, defaults filled in.
@@ -77,11 +83,14 @@ StopFn = Callable[[], bool]
 
 
 def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: DreamParams, *,
+          target: np.ndarray | None = None, target_rate: int = 0,
           limits: Limits = DEFAULT_LIMITS, max_batch: int = 32,
           progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> DreamResult:
     """Dreams `audio` `[C, T]` at `sample_rate` Hz with `model`.
 
     Args:
+        target: a target sound `[Ct, Tt]` at `target_rate` Hz, for the objectives
+            and updates that use one (looped or trimmed to the input's length).
         max_batch: largest number of windows in one forward/backward (memory bound).
         progress: called after every step.
         should_stop: polled before every step; True raises `Cancelled`.
@@ -89,57 +98,39 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
     t_start = time.perf_counter()
     params = params.validate(limits).resolve(model.spec)
     audio_io.validate(audio, sample_rate, limits)
+    if params.needs_target() and target is None:
+        raise InvalidArgument(f"objective {params.objective!r} with update {params.update!r} "
+                              "needs a target sound")
     spec, device = model.spec, model.device
     rate = spec.sample_rate
     generator = torch.Generator().manual_seed(params.seed)
 
-    at_rate = resample(audio, sample_rate, rate)
-    # PCM from the wire is a read-only view; torch wants its own writable copy.
-    original = torch.from_numpy(at_rate if at_rate.flags.writeable else at_rate.copy()).to(device)
+    original = _tensor(resample(audio, sample_rate, rate), device)
     channels, length = original.shape
     start = initial_signal(params.init, original, rate, params.init_gain,
                            params.init_frequency_hz, generator)
-    window = spec.fixed_input_samples
-    if window:
-        overlap = round(window * params.window_overlap)
-        x0 = windows.split(original, window, overlap)
-        x_start = windows.split(start, window, overlap)
-        count = windows.plan(length, window, overlap)[0]
-    else:
-        x0, x_start, count = original, start, 1
-    items = x_start.shape[0]
-    shifts = None
-    if params.time_jitter and params.iterations:
-        j = params.time_jitter
-        shifts = torch.randint(-j, j + 1, (params.iterations, items), generator=generator)
+    target_m = None
+    if target is not None:
+        audio_io.validate(target, target_rate, limits, "target")
+        target_m = _tensor(match_target(target, target_rate, channels, length, rate), device)
+    lengths = [_octave_length(length, params.octave_scale ** k)
+               for k in reversed(range(params.octaves))]
+    ascent = _Ascent(model, params, max_batch, generator, progress, should_stop, lengths,
+                     channels)
     prepare_seconds = time.perf_counter() - t_start
 
     t_dream = time.perf_counter()
-    dreamed = torch.empty_like(x_start)
-    loss_sum = torch.zeros(params.iterations, dtype=torch.float64)
-    batches = range(0, items, max_batch)
-    steps, done = params.iterations * len(batches), 0
+    detail = torch.zeros_like(start)
     try:
-        for first in batches:
-            last = min(first + max_batch, items)
-            x = x_start[first:last]
-            for i in range(params.iterations):
-                if should_stop is not None and should_stop():
-                    raise Cancelled("the dream was cancelled by the caller")
-                shift = shifts[i, first:last].to(device) if shifts is not None else None
-                group = Group(x, x0[first:last], params, i, params.iterations, shift)
-                ((x, value),) = step(model, [group])
-                loss_sum[i] += value.double().sum().cpu()
-                done += 1
-                if progress is not None:
-                    progress(Progress(done, steps, float(value.mean())))
-            dreamed[first:last] = x
+        for octave_length in lengths:
+            base = _rescale(start, octave_length)
+            detail = _rescale(detail, octave_length)
+            detail = detail + ascent.run(base + detail, _rescale(original, octave_length),
+                                         _rescale(target_m, octave_length))
     except torch.cuda.OutOfMemoryError as exc:
         raise ResourceExhausted("out of GPU memory; send shorter audio or fewer channels") from exc
+    change = detail
 
-    change = dreamed - x_start
-    if window:
-        change = windows.overlap_add(change, channels, length, overlap)
     if params.init == "input":
         back = resample(change.cpu().numpy(), rate, sample_rate, audio.shape[1])
         out = audio + np.float32(params.mix) * back
@@ -152,8 +143,103 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
         out = out * np.float32(gain)
     dream_seconds = time.perf_counter() - t_dream
     return DreamResult(
-        audio=out.astype(np.float32, copy=False), sample_rate=sample_rate,
-        loss=(loss_sum / items).tolist(), input_features=features(audio, sample_rate),
-        output_features=features(out, sample_rate), output_gain=gain, windows=count,
-        params=params, prepare_seconds=prepare_seconds, dream_seconds=dream_seconds)
+        audio=out.astype(np.float32, copy=False), sample_rate=sample_rate, loss=ascent.losses,
+        input_features=features(audio, sample_rate), output_features=features(out, sample_rate),
+        output_gain=gain, windows=ascent.windows, params=params,
+        prepare_seconds=prepare_seconds, dream_seconds=dream_seconds)
 
+
+class _Ascent:
+    """Runs the iterations over one signal's windows, batch by batch; keeps the losses."""
+
+    def __init__(self, model: LoadedModel, params: DreamParams, max_batch: int,
+                 generator: torch.Generator, progress: ProgressFn | None,
+                 should_stop: StopFn | None, lengths: list[int], channels: int):
+        self.model, self.params, self.max_batch = model, params, max_batch
+        self.generator, self.progress, self.should_stop = generator, progress, should_stop
+        self.window = model.spec.fixed_input_samples
+        self.overlap = round(self.window * params.window_overlap) if self.window else 0
+        self.losses: list[float] = []
+        self.windows = 1
+        self.done = 0
+        self.steps = sum(params.iterations * math.ceil(channels * self._count(n) / max_batch)
+                         for n in lengths)
+
+    def _count(self, length: int) -> int:
+        """Windows per channel for a signal of `length` samples."""
+        return windows.plan(length, self.window, self.overlap)[0] if self.window else 1
+
+    def run(self, start: torch.Tensor, original: torch.Tensor,
+            target: torch.Tensor | None) -> torch.Tensor:
+        """Dreams `start` `[C, T]`; returns the change it gained, `[C, T]`."""
+        p, model = self.params, self.model
+        channels, length = start.shape
+        split = (lambda s: windows.split(s, self.window, self.overlap)) if self.window \
+            else (lambda s: s)
+        x_start, x0 = split(start), split(original)
+        x_target = split(target) if target is not None else None
+        self.windows = self._count(length)
+        items = x_start.shape[0]
+        shifts = None
+        if p.time_jitter and p.iterations:
+            j = p.time_jitter
+            shifts = torch.randint(-j, j + 1, (p.iterations, items), generator=self.generator)
+        dreamed = torch.empty_like(x_start)
+        loss_sum = torch.zeros(p.iterations, dtype=torch.float64)
+        for first in range(0, items, self.max_batch):
+            last = min(first + self.max_batch, items)
+            x = x_start[first:last]
+            for i in range(p.iterations):
+                if self.should_stop is not None and self.should_stop():
+                    raise Cancelled("the dream was cancelled by the caller")
+                shift = shifts[i, first:last].to(x.device) if shifts is not None else None
+                group = Group(x, x0[first:last], p, i, p.iterations, shift,
+                              x_target[first:last] if x_target is not None else None)
+                ((x, value),) = step(model, [group])
+                loss_sum[i] += value.double().sum().cpu()
+                self.done += 1
+                if self.progress is not None:
+                    self.progress(Progress(self.done, self.steps, float(value.mean())))
+            dreamed[first:last] = x
+        self.losses.extend((loss_sum / items).tolist())
+        change = dreamed - x_start
+        if self.window:
+            change = windows.overlap_add(change, channels, length, self.overlap)
+        return change
+
+
+def match_target(target: np.ndarray, target_rate: int, channels: int, length: int,
+                 rate: int) -> np.ndarray:
+    """The target at `rate`, with `channels` channels and `length` samples.
+
+    Channels: kept if they match, a mono target is copied to every channel,
+    otherwise its mean is. Length: a shorter target is looped, a longer one trimmed.
+    """
+    at_rate = resample(target, target_rate, rate)
+    if at_rate.shape[0] != channels:
+        at_rate = np.repeat(at_rate.mean(axis=0, keepdims=True), channels, axis=0)
+    repeats = -(-length // at_rate.shape[1])
+    return np.ascontiguousarray(np.tile(at_rate, (1, repeats))[:, :length], dtype=np.float32)
+
+
+def _tensor(samples: np.ndarray, device) -> torch.Tensor:
+    # PCM from the wire is a read-only view; torch wants its own writable copy.
+    return torch.from_numpy(samples if samples.flags.writeable else samples.copy()).to(device)
+
+
+def _octave_length(length: int, factor: float) -> int:
+    return max(1, round(length * _ratio(factor)))
+
+
+def _ratio(factor: float) -> Fraction:
+    """1 / factor as a small fraction, so the polyphase resampler stays cheap."""
+    return Fraction(1.0 / factor).limit_denominator(32)
+
+
+def _rescale(signal: torch.Tensor | None, length: int) -> torch.Tensor | None:
+    """Stretches `[C, T]` to `length` samples (band-limited); identity if already there."""
+    if signal is None or signal.shape[-1] == length:
+        return signal
+    ratio = Fraction(length, signal.shape[-1]).limit_denominator(64)
+    out = resample(signal.cpu().numpy(), ratio.denominator, ratio.numerator, length)
+    return torch.from_numpy(out).to(signal.device)

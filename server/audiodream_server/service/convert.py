@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from audiodream.v1 import audiodream_pb2 as pb
@@ -20,7 +22,8 @@ _CHOICES = ("objective", "update", "init", "grad_norm", "output_format")
 # Scalars with presence: unset means "the default".
 _OPTIONALS = ("iterations", "step_size", "seed", "init_frequency_hz", "init_gain",
               "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient",
-              "smoothing_kernel", "mix", "class_index", "window_overlap")
+              "smoothing_kernel", "mix", "class_index", "window_overlap", "threshold",
+              "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale")
 
 
 def params_from_proto(msg: pb.DreamParams, base: DreamParams = _DEFAULTS) -> DreamParams:
@@ -56,7 +59,10 @@ def params_to_proto(params: DreamParams) -> pb.DreamParams:
         smoothing_coefficient=params.smoothing_coefficient,
         smoothing_kernel=params.smoothing_kernel, grad_norm=params.grad_norm, mix=params.mix,
         class_name=params.class_name, negate=params.negate,
-        window_overlap=params.window_overlap, output_format=params.output_format)
+        window_overlap=params.window_overlap, output_format=params.output_format,
+        threshold=params.threshold, power=params.power, n_fft=params.n_fft, hop=params.hop,
+        content_weight=params.content_weight, octaves=params.octaves,
+        octave_scale=params.octave_scale)
     if params.class_index is not None:
         msg.class_index = params.class_index
     for sel in params.layers:
@@ -76,6 +82,25 @@ def audio_from_proto(msg: pb.Audio, limits: Limits, what: str = "audio") -> tupl
         raise InvalidArgument(f"{what} is empty: set `encoded` (a sound file) or `pcm`")
     audio_io.validate(samples, rate, limits, what)
     return samples, rate
+
+
+@dataclass
+class DreamInputs:
+    """What a DreamRequest asks for, decoded and checked (model-independent part)."""
+
+    audio: np.ndarray
+    rate: int
+    params: DreamParams
+    target: np.ndarray | None = None
+    target_rate: int = 0
+
+
+def dream_inputs(request: pb.DreamRequest, limits: Limits) -> DreamInputs:
+    audio, rate = audio_from_proto(request.audio, limits)
+    inputs = DreamInputs(audio, rate, params_from_proto(request.params))
+    if request.HasField("target"):
+        inputs.target, inputs.target_rate = audio_from_proto(request.target, limits, "target")
+    return inputs
 
 
 def audio_to_proto(samples: np.ndarray, rate: int, fmt: str) -> pb.Audio:

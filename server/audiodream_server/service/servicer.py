@@ -80,13 +80,14 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
 
     def _dream(self, request, context, progress=None) -> pb.DreamResponse:
         start = time.perf_counter()
-        audio, rate = convert.audio_from_proto(request.audio, self.limits)
-        params = convert.params_from_proto(request.params)
-        model = self.models.get(params.model)
-        params.validate(self.limits).resolve(model.spec)  # refuse bad requests before queueing
+        inputs = convert.dream_inputs(request, self.limits)
+        model = self.models.get(inputs.params.model)
+        # Refuse bad requests before they wait for a compute slot.
+        inputs.params.validate(self.limits).resolve(model.spec)
         with self.gate.slot(context.is_active) as queued:
-            result = dream(audio, rate, model, params, limits=self.limits,
-                           max_batch=self.max_batch, progress=progress,
+            result = dream(inputs.audio, inputs.rate, model, inputs.params,
+                           target=inputs.target, target_rate=inputs.target_rate,
+                           limits=self.limits, max_batch=self.max_batch, progress=progress,
                            should_stop=lambda: not context.is_active())
         response = convert.result_to_proto(result, model)
         response.timing.queue_seconds = queued

@@ -68,8 +68,12 @@ class StreamCall:
     # -- opening and changing -----------------------------------------------------------
 
     def _open(self, config: pb.StreamConfig) -> StreamSession:
-        return self._session(convert.params_from_proto(config.params, STREAM_DEFAULTS),
-                             convert.stream_settings_from_proto(config))
+        session = self._session(convert.params_from_proto(config.params, STREAM_DEFAULTS),
+                                convert.stream_settings_from_proto(config))
+        if config.HasField("target"):
+            session.set_target(*convert.audio_from_proto(config.target, self.limits, "target"))
+        _check_target(session, session.params)
+        return session
 
     def _session(self, params: DreamParams, settings: StreamSettings) -> StreamSession:
         model = self.models.get(params.model)
@@ -97,6 +101,10 @@ class StreamCall:
                 return new, [warning("model_changed", f"now dreaming with {params.model}; "
                                      "the stream state was reset"), self._ready(new)]
             params = params.validate(self.limits).resolve(session.model.spec)
+            if control.HasField("target"):
+                session.set_target(*convert.audio_from_proto(control.target, self.limits,
+                                                             "target"))
+            _check_target(session, params)
         except DreamError as exc:
             return session, [warning("invalid_control", f"control ignored: {exc}")]
         session.update(params, control.mode or None)
@@ -145,6 +153,12 @@ class StreamCall:
             max_block_seconds=float(np.max(period.seconds)),
             real_time_factor=mean / block_seconds, late_blocks=self.late,
             iterations_run=float(np.mean(period.iterations))))
+
+
+def _check_target(session: StreamSession, params: DreamParams) -> None:
+    if params.needs_target() and session.target is None:
+        raise InvalidArgument(f"objective {params.objective!r} with update {params.update!r} "
+                              "needs a target sound: send one in StreamConfig or Control")
 
 
 def warning(code: str, message: str, seq: int = 0) -> pb.StreamResponse:

@@ -101,7 +101,8 @@ class StreamScheduler:
                 return
             self.largest_batch = max(self.largest_batch, len(active))
             groups = [Group(job.x, job.x0, job.params, i, job.iterations,
-                            job.shifts[i].to(job.x.device) if job.shifts is not None else None)
+                            job.shifts[i].to(job.x.device) if job.shifts is not None else None,
+                            job.target)
                       for job in active]
             start = time.perf_counter()
             results = step(self.model, groups)

@@ -39,6 +39,7 @@ import torch
 
 from ..engine.initial import initial_signal
 from ..engine.params import DreamParams
+from ..engine.pipeline import match_target
 from ..engine.resample import resample
 from ..models.registry import LoadedModel
 from .settings import StreamSettings
@@ -63,6 +64,7 @@ class Job:
     iterations: int
     shifts: torch.Tensor | None
     deadline: float
+    target: torch.Tensor | None = None
     iterations_run: int = 0
     loss: list[float] = field(default_factory=list)
 
@@ -94,6 +96,7 @@ class StreamSession:
         self._fade = _fade(settings.block_size)
         self._clock: float | None = None
         self._blocks = 0
+        self.target: torch.Tensor | None = None
         self.reset()
 
     @property
@@ -117,6 +120,13 @@ class StreamSession:
         self._read = 0
         self._gain = 1.0
         self._generator = torch.Generator().manual_seed(self.params.seed)
+
+    def set_target(self, samples: np.ndarray, rate: int) -> None:
+        """A target sound `[Ct, Tt]`, looped or trimmed to one model window."""
+        spec = self.model.spec
+        matched = match_target(samples, rate, self.settings.channels, self.window_samples,
+                               spec.sample_rate)
+        self.target = torch.from_numpy(matched).to(self.model.device)
 
     def update(self, params: DreamParams, mode: str | None = None) -> None:
         """New parameters from a Control; a new seed restarts the random sequence."""
@@ -184,7 +194,8 @@ class StreamSession:
         return Job(x=torch.from_numpy(start).to(device),
                    x0=torch.from_numpy(original).to(device), params=p,
                    iterations=p.iterations,
-                   shifts=self._shifts(p.time_jitter, original.shape[0]), deadline=deadline)
+                   shifts=self._shifts(p.time_jitter, original.shape[0]), deadline=deadline,
+                   target=self.target)
 
     def _process_output(self, job: Job | None) -> np.ndarray:
         s = self.settings
@@ -217,7 +228,7 @@ class StreamSession:
             return None
         return Job(x=self._loop, x0=torch.from_numpy(live).to(device), params=p,
                    iterations=p.iterations, shifts=self._shifts(0, live.shape[0], True),
-                   deadline=deadline)
+                   deadline=deadline, target=self.target)
 
     def _generate_output(self, job: Job | None) -> np.ndarray:
         s = self.settings

@@ -1,0 +1,178 @@
+--- audiodream: a Lua client for the audiodream DeepDream-on-audio service.
+--
+--   local ad = require "audiodream"
+--   local c = assert(ad.connect("127.0.0.1:50051", {timeout = 60}))
+--   local models = assert(c:models())
+--   local out = assert(c:dream{audio = samples, sample_rate = 44100, channels = 1,
+--                               layers = {"conv3:1,5@0.5"}, iterations = 20})
+--
+-- Every method returns its result, or nil and an error table
+-- {code = "NOT_FOUND", number = 5, message = "..."} (tostring gives
+-- "NOT_FOUND: ..."). Mistakes in the arguments come back the same way, with
+-- code INVALID_ARGUMENT, before anything is sent.
+
+local grpc = require "audiodream.grpc"
+local pb = require "audiodream.pb"
+local pcm = require "audiodream.pcm"
+local params = require "audiodream.params"
+local status = require "audiodream.status"
+
+local M = {VERSION = "0.1.0"}
+M.status, M.pb, M.pcm = status, pb, pcm
+M.parse_layer = params.parse_layer
+
+local SERVICE = "/audiodream.v1.DreamService/"
+
+local Client = {}
+Client.__index = Client
+
+--- Connects to a server at "host:port". Options: see grpc.channel (timeout
+--- in seconds per call, connect_timeout, tls, ca_file, metadata).
+function M.connect(address, options)
+  local channel, err = grpc.channel(address, options)
+  if not channel then return nil, err end
+  return setmetatable({channel = channel, address = address}, Client)
+end
+
+function Client:close() self.channel:close() end
+
+-- Runs f(...) and turns a raised argument error into nil, INVALID_ARGUMENT.
+local function checked(f, ...)
+  local ok, result = pcall(f, ...)
+  if ok then return result end
+  return nil, status.error("INVALID_ARGUMENT", tostring(result))
+end
+
+-- One unary call: encode, call, decode.
+function Client:unary(method, request_type, request, response_type, options)
+  local bytes, err = checked(pb.encode, request_type, request)
+  if not bytes then return nil, err end
+  bytes, err = self.channel:unary(SERVICE .. method, bytes, options)
+  if not bytes then return nil, err end
+  local response, message = pb.decode(response_type, bytes)
+  if not response then return nil, status.error("INTERNAL", "bad response: " .. message) end
+  return response
+end
+
+--- The server's models: an array of ModelInfo tables (name, sample_rate,
+--- fixed_input_samples, description, device, num_classes, trained,
+--- default_layer, domain, parameters, is_default), then the default's name.
+function Client:models()
+  local r, err = self:unary("ListModels", "ListModelsRequest", {}, "ListModelsResponse")
+  if not r then return nil, err end
+  for _, m in ipairs(r.models) do m.is_default = m.name == r.default_model end
+  return r.models, r.default_model
+end
+
+--- The dreamable layers of `model` ("" or nil = the default model):
+--- {model, sample_rate, default_layer, layers = {{name, module_type,
+--- channels, frame_rate, stride}...}, classes = {...}}.
+function Client:layers(model)
+  return self:unary("ListLayers", "ListLayersRequest", {model = model or ""},
+    "ListLayersResponse")
+end
+
+-- Keys of dream{} that are not DreamParams fields.
+local DREAM_KEYS = {
+  audio = true, sample_rate = true, channels = true, encoded = true,
+  target = true, timeout = true, progress = true,
+}
+
+local function dream_request(args)
+  local audio
+  if args.encoded then
+    audio = {encoded = args.encoded}
+  else
+    audio = params.audio(args.audio, args.sample_rate, args.channels)
+  end
+  return {
+    audio = audio,
+    params = params.dream_params(args, DREAM_KEYS),
+    target = args.target and params.audio_spec(args.target) or nil,
+  }
+end
+
+-- A DreamResponse in the shape callers use: samples unpacked.
+local function dream_result(r)
+  local audio = r.audio or {}
+  local result = {
+    sample_rate = audio.sample_rate, channels = audio.channels, format = audio.format,
+    loss = r.loss, input_features = r.input_features, output_features = r.output_features,
+    output_gain = r.output_gain, model = r.model, model_sample_rate = r.model_sample_rate,
+    windows = r.windows, timing = r.timing, params = r.params,
+  }
+  if audio.pcm then
+    result.pcm = audio.pcm
+    result.audio = pcm.unpack(audio.pcm)
+    result.frames = #result.audio // math.max(audio.channels, 1)
+  else
+    result.encoded = audio.encoded
+  end
+  return result
+end
+
+--- Dreams a sound. Arguments (a table):
+---   audio        samples, a table of numbers (channels interleaved) or a
+---                string of float32 LE bytes; or instead
+---   encoded      the bytes of a sound file (WAV, FLAC, OGG)
+---   sample_rate  Hz (with audio); channels [1]
+---   model, layers, iterations, step_size, seed, ...  any DreamParams field
+---   target       {audio = , sample_rate = , channels = } or {encoded = }
+---   progress     function(update) called with DreamProgressUpdate tables
+---                (stage, iteration, iterations, loss, elapsed_seconds)
+---   timeout      seconds for this call (overrides the client's)
+--- Returns {audio = samples, pcm = bytes, sample_rate, channels, frames,
+--- loss = {...}, input_features, output_features, output_gain, model,
+--- model_sample_rate, windows, timing, params}; with output_format "wav"
+--- etc. `encoded` replaces audio/pcm.
+function Client:dream(args)
+  local request, err = checked(dream_request, args)
+  if not request then return nil, err end
+  local options = {timeout = args.timeout}
+  if not args.progress then
+    local r
+    r, err = self:unary("Dream", "DreamRequest", request, "DreamResponse", options)
+    if not r then return nil, err end
+    return dream_result(r)
+  end
+  return self:dream_progress(request, args.progress, options)
+end
+
+function Client:dream_progress(request, progress, options)
+  local call, err = self.channel:call(SERVICE .. "DreamProgress", options)
+  if not call then return nil, err end
+  local ok
+  ok, err = call:send(pb.encode("DreamRequest", request), true)
+  if not ok then return nil, err end
+  while true do
+    local bytes
+    bytes, err = call:receive()
+    if not bytes then
+      return nil, err or status.error("INTERNAL", "DreamProgress ended without a result")
+    end
+    local event, message = pb.decode("DreamEvent", bytes)
+    if not event then
+      call:cancel()
+      return nil, status.error("INTERNAL", "bad response: " .. message)
+    end
+    if event.result then
+      local extra
+      extra, err = call:receive() -- the trailers: the call must end OK
+      if extra then
+        call:cancel()
+        return nil, status.error("INTERNAL", "DreamProgress sent messages after its result")
+      end
+      if err then return nil, err end
+      return dream_result(event.result)
+    end
+    if event.progress then progress(event.progress) end
+  end
+end
+
+--- Opens a StreamDream call; see audiodream.stream.
+function Client:stream(config)
+  return require("audiodream.stream").open(self, config)
+end
+
+M.Client = Client
+return M

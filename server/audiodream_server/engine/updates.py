@@ -1,0 +1,68 @@
+"""Update rules: how a normalised gradient changes the sound (DreamSound, seed 000 Fig. 2).
+
+Let x be the current sound, x0 the original, y a target, g the normalised
+gradient, S the STFT (Hann window of n_fft, hop) and M_s a hard-cut mask built
+from signal s:
+
+    M_s = [ |S(s)|^p / max |S(s)|^p  >  threshold ]      (per item, 0 or 1)
+    filt(a, M) = ISTFT(M * |S(a)| * exp(i angle S(a)))     (a filtered by M)
+
+    add          (2a)  x <- x + step * g
+    hardcut      (2b)  x <- filt(x, M_g)                   the gradient gates the sound
+    hardcut_add  (2c)  x <- x + step * filt(g, M_x0)       the original gates the gradient
+    target_filter(2d)  x <- x + step * filt(g, M_y)        a target gates the gradient
+    flip               x <- x + step * filt(g, M_x)        hardcut with the roles swapped:
+                                                           the sound gates the gradient
+
+DreamSound's published code multiplies magnitude and phase with the real and
+imaginary parts swapped and loses samples in the inverse STFT; here the
+complex spectrum is rebuilt as M * S(a) (same magnitude, same phase) and the
+inverse STFT is asked for exactly T samples.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .params import DreamParams
+
+def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
+    return torch.stft(x, n_fft, hop, window=window, center=True, return_complex=True)
+
+
+def _istft(spec: torch.Tensor, n_fft: int, hop: int, length: int) -> torch.Tensor:
+    window = torch.hann_window(n_fft, device=spec.device)
+    return torch.istft(spec, n_fft, hop, window=window, center=True, length=length)
+
+
+def hard_cut_mask(spec: torch.Tensor, threshold: float, power: float) -> torch.Tensor:
+    """1 where the max-normalised, compressed magnitude exceeds `threshold`. `[B, F, N]`."""
+    mag = spec.abs().pow(power)
+    peak = mag.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-20)
+    return (mag / peak > threshold).to(mag.dtype)
+
+
+def filtered(signal: torch.Tensor, mask_source: torch.Tensor, params: DreamParams
+             ) -> torch.Tensor:
+    """`signal` `[B, T]` with its spectrum gated by the hard-cut mask of `mask_source`."""
+    n_fft, hop, length = params.n_fft, params.hop, signal.shape[-1]
+    mask = hard_cut_mask(_stft(mask_source, n_fft, hop), params.threshold, params.power)
+    return _istft(_stft(signal, n_fft, hop) * mask, n_fft, hop, length)
+
+
+def apply(x: torch.Tensor, grad: torch.Tensor, x0: torch.Tensor, target: torch.Tensor | None,
+          params: DreamParams) -> torch.Tensor:
+    """The new signal `[B, T]` under `params.update`."""
+    rule, step = params.update, params.step_size
+    if rule == "add":
+        return x + step * grad
+    if rule == "hardcut":
+        return filtered(x, grad, params)
+    if rule == "hardcut_add":
+        return x + step * filtered(grad, x0, params)
+    if rule == "target_filter":
+        return x + step * filtered(grad, target, params)
+    if rule == "flip":
+        return x + step * filtered(grad, x, params)
+    raise ValueError(f"unknown update rule {rule!r}")
