@@ -42,7 +42,7 @@ def test_list_models_and_layers(client):
     assert [layer.name for layer in layers.layers] == ["conv0", "conv1", "conv2", "conv3", "logits"]
     assert layers.layers[0].channels == 32 and layers.layers[0].stride == 49
     assert layers.layers[0].frame_rate == pytest.approx(900.0)
-    assert len(layers.classes) == 10
+    assert len(layers.classes) == 10 and layers.domain == "waveform"
     assert client.layers().model == default.name
 
 

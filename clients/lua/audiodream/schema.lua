@@ -147,6 +147,7 @@ S.ListLayersResponse = {
   {3, "classes", "string", "repeated"},
   {4, "sample_rate", "uint32"},
   {5, "default_layer", "string"},
+  {6, "domain", "string"},
 }
 
 S.StreamConfig = {

@@ -71,6 +71,7 @@ class Layers:
     default_layer: str
     layers: list[LayerInfo]
     classes: list[str] = field(default_factory=list)
+    domain: str = "waveform"
 
 
 @dataclass
@@ -277,7 +278,7 @@ def model_info(m: pb.ModelInfo, default: str = "") -> ModelInfo:
 def layers_of(r: pb.ListLayersResponse) -> Layers:
     return Layers(r.model, r.sample_rate, r.default_layer,
                   [LayerInfo(x.name, x.module_type, x.channels, x.frame_rate, x.stride)
-                   for x in r.layers], list(r.classes))
+                   for x in r.layers], list(r.classes), r.domain)
 
 
 def _features(f: pb.Features) -> Features:

@@ -24,7 +24,8 @@ def print_models(models: list[ModelInfo]) -> None:
 
 
 def print_layers(layers: Layers) -> None:
-    print(f"model {layers.model} ({layers.sample_rate} Hz), default layer {layers.default_layer}")
+    print(f"model {layers.model} ({layers.sample_rate} Hz, dreamed on the {layers.domain}), "
+          f"default layer {layers.default_layer}")
     print(f"{'layer':<10} {'type':<8} {'maps':>5} {'frame rate':>11} {'stride':>7}")
     for layer in layers.layers:
         print(f"{layer.name:<10} {layer.module_type:<8} {layer.channels:>5} "

@@ -143,7 +143,7 @@ def layers_response(model: LoadedModel) -> pb.ListLayersResponse:
     spec = model.spec
     return pb.ListLayersResponse(
         model=spec.name, sample_rate=spec.sample_rate, default_layer=spec.default_layer,
-        classes=list(spec.classes),
+        classes=list(spec.classes), domain=spec.domain,
         layers=[pb.LayerInfo(name=layer.name, module_type=layer.module_type,
                              channels=layer.channels, stride=layer.stride,
                              frame_rate=layer.frame_rate(spec.sample_rate))

@@ -229,18 +229,20 @@ class LayerInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., module_type: _Optional[str] = ..., channels: _Optional[int] = ..., frame_rate: _Optional[float] = ..., stride: _Optional[int] = ...) -> None: ...
 
 class ListLayersResponse(_message.Message):
-    __slots__ = ("model", "layers", "classes", "sample_rate", "default_layer")
+    __slots__ = ("model", "layers", "classes", "sample_rate", "default_layer", "domain")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_LAYER_FIELD_NUMBER: _ClassVar[int]
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
     model: str
     layers: _containers.RepeatedCompositeFieldContainer[LayerInfo]
     classes: _containers.RepeatedScalarFieldContainer[str]
     sample_rate: int
     default_layer: str
-    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerInfo, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., sample_rate: _Optional[int] = ..., default_layer: _Optional[str] = ...) -> None: ...
+    domain: str
+    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerInfo, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., sample_rate: _Optional[int] = ..., default_layer: _Optional[str] = ..., domain: _Optional[str] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
     __slots__ = ("params", "sample_rate", "channels", "block_size", "window", "mode", "target", "delay", "offline")
