@@ -15,7 +15,9 @@ from audiodream.v1 import audiodream_pb2 as pb
 from . import runtime
 from .engine.params import Limits, DEFAULT_LIMITS
 from .engine.pipeline import dream
-from .models.registry import ModelRegistry, default_registry
+from .models.catalog import build_registry
+from .models.registry import ModelRegistry
+from .service.config import ServerConfig
 from .service import convert, status
 
 
@@ -25,7 +27,8 @@ class LocalClient(Client):
     def __init__(self, device: str = "auto", threads: int = 0,
                  registry: ModelRegistry | None = None, limits: Limits = DEFAULT_LIMITS):
         runtime.configure_threads(threads)
-        self._models = (registry or default_registry()).load(runtime.pick_device(device))
+        self._models = (registry or build_registry(ServerConfig().models_dirs)).load(
+            runtime.pick_device(device))
         self.limits = limits
 
     def close(self) -> None:

@@ -122,6 +122,7 @@ S.ModelInfo = {
   {8, "default_layer", "string"},
   {9, "domain", "string"},
   {10, "parameters", "uint64"},
+  {11, "error", "string"},
 }
 
 S.ListModelsResponse = {

@@ -27,6 +27,10 @@ def get_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-iterations", type=int, help="most iterations per request [1000]")
     serve.add_argument("--max-active", type=int, help="dreams computing at once [1]")
     serve.add_argument("--max-queued", type=int, help="dreams waiting for a slot [16]")
+    serve.add_argument("--max-streams", type=int, help="live streams at once [16]")
+    serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
+                       help="extra folder of models (repeatable); the shipped models and "
+                            "~/.local/share/audiodream/models are always read")
 
     for name, text in (("models", "list the server's models"),):
         p = sub.add_parser(name, help=text)
@@ -139,9 +143,11 @@ def cmd_serve(args) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig.from_env()
     for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
-                 "max_iterations", "max_active", "max_queued"):
+                 "max_iterations", "max_active", "max_queued", "max_streams"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
+    if args.models_dir:
+        config.models_dir = os.pathsep.join(filter(None, [config.models_dir, *args.models_dir]))
     serve(config)
     return 0
 

@@ -53,6 +53,7 @@ class ModelInfo:
     domain: str
     parameters: int
     is_default: bool = False
+    error: str = ""
 
 
 @dataclass
@@ -272,7 +273,7 @@ def decode_audio(msg: pb.Audio) -> np.ndarray:
 def model_info(m: pb.ModelInfo, default: str = "") -> ModelInfo:
     return ModelInfo(m.name, m.sample_rate, m.fixed_input_samples, m.description, m.device,
                      m.num_classes, m.trained, m.default_layer, m.domain, m.parameters,
-                     m.name == default)
+                     m.name == default, m.error)
 
 
 def layers_of(r: pb.ListLayersResponse) -> Layers:

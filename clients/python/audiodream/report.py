@@ -16,6 +16,9 @@ def print_models(models: list[ModelInfo]) -> None:
     print(f"{'model':<18} {'rate':>6} {'window':>7} {'classes':>7} {'params':>8}  "
           f"{'trained':<7} {'device':<7} description")
     for m in models:
+        if m.error:
+            print(f"{m.name:<18} not served: {m.error}")
+            continue
         name = m.name + (" *" if m.is_default else "")
         window = f"{m.fixed_input_samples}" if m.fixed_input_samples else "any"
         print(f"{name:<18} {m.sample_rate:>6} {window:>7} {m.num_classes:>7} "

@@ -46,6 +46,7 @@ class ModelRegistry:
 
     def __init__(self) -> None:
         self._factories: dict[str, Factory] = {}
+        self._failed: dict[str, str] = {}
         self.default: str = ""
 
     def register(self, name: str, factory: Factory, default: bool = False) -> None:
@@ -55,12 +56,17 @@ class ModelRegistry:
         if default or not self.default:
             self.default = name
 
+    def fail(self, name: str, reason: str) -> None:
+        """Records a model that cannot even be declared (a bad file): listed, never served."""
+        log.error("model %s skipped: %s", name, reason)
+        self._failed[name] = reason
+
     def names(self) -> list[str]:
         return list(self._factories)
 
     def load(self, device: torch.device, names: Iterable[str] | None = None) -> "ResidentModels":
         loaded: dict[str, LoadedModel] = {}
-        failed: dict[str, str] = {}
+        failed: dict[str, str] = dict(self._failed) if names is None else {}
         for name in names if names is not None else self._factories:
             if name not in self._factories:
                 raise NotFound(f"unknown model {name!r}; registered: {', '.join(self._factories)}")

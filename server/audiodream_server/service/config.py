@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from ..engine.params import Limits
 
 ENV_PREFIX = "AUDIODREAM_"
+
+
+def user_models_dir() -> Path:
+    """Where a user's own models go: $XDG_DATA_HOME/audiodream/models (~/.local/share/...)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                           "share")
+    return Path(base) / "audiodream" / "models"
 
 
 @dataclass
@@ -27,6 +35,8 @@ class ServerConfig:
         max_streams: live StreamDream calls at once.
         grace_seconds: time in-flight work gets after SIGTERM.
         workers: RPC handler threads.
+        models_dir: extra model folders, separated by os.pathsep (":"); the
+            shipped models and the user folder (`user_models_dir()`) always count.
     """
 
     host: str = "127.0.0.1"
@@ -42,6 +52,7 @@ class ServerConfig:
     max_streams: int = 16
     grace_seconds: float = 10.0
     workers: int = 32
+    models_dir: str = ""
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "ServerConfig":
@@ -57,6 +68,12 @@ class ServerConfig:
                     raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid "
                                      f"{kind.__name__}") from None
         return config
+
+    @property
+    def models_dirs(self) -> list[Path]:
+        extra = [Path(d) for d in self.models_dir.split(os.pathsep) if d]
+        user = user_models_dir()
+        return ([user] if user.is_dir() and user not in extra else []) + extra
 
     @property
     def limits(self) -> Limits:

@@ -20,7 +20,8 @@ from grpc_reflection.v1alpha import reflection
 from audiodream.v1 import audiodream_pb2 as pb
 from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
 
-from ..models.registry import ModelRegistry, ResidentModels, default_registry
+from ..models.catalog import build_registry
+from ..models.registry import ModelRegistry, ResidentModels
 from .. import runtime
 from .config import ServerConfig
 from ..stream import StreamHub
@@ -66,7 +67,7 @@ def create_server(config: ServerConfig, models: ResidentModels
 
 def load_models(config: ServerConfig, registry: ModelRegistry | None = None) -> ResidentModels:
     device = runtime.pick_device(config.device)
-    models = (registry or default_registry()).load(device)
+    models = (registry or build_registry(config.models_dirs)).load(device)
     if not len(models):
         raise RuntimeError("no model could be loaded; see the errors above")
     return models
@@ -79,6 +80,8 @@ def serve(config: ServerConfig) -> None:
     server, port, services = create_server(config, models)
     server.start()
     names = ", ".join(m.spec.name for m in models)
+    for name, reason in models.failed.items():
+        print(f"audiodream: model {name} not served: {reason}", flush=True)
     device = next(iter(models)).device
     # Tests and scripts read this line to find the port when started with --port 0.
     print(f"audiodream listening on {config.host}:{port} (device {device}, {threads} threads, "

@@ -32,7 +32,9 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
 
     @status.unary
     def ListModels(self, request, context):
-        return pb.ListModelsResponse(models=[convert.model_info(m) for m in self.models],
+        failed = [pb.ModelInfo(name=name, error=reason)
+                  for name, reason in self.models.failed.items()]
+        return pb.ListModelsResponse(models=[convert.model_info(m) for m in self.models] + failed,
                                      default_model=self.models.default)
 
     @status.unary

@@ -177,7 +177,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "sample_rate", "fixed_input_samples", "description", "device", "num_classes", "trained", "default_layer", "domain", "parameters")
+    __slots__ = ("name", "sample_rate", "fixed_input_samples", "description", "device", "num_classes", "trained", "default_layer", "domain", "parameters", "error")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     FIXED_INPUT_SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +188,7 @@ class ModelInfo(_message.Message):
     DEFAULT_LAYER_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
     sample_rate: int
     fixed_input_samples: int
@@ -198,7 +199,8 @@ class ModelInfo(_message.Message):
     default_layer: str
     domain: str
     parameters: int
-    def __init__(self, name: _Optional[str] = ..., sample_rate: _Optional[int] = ..., fixed_input_samples: _Optional[int] = ..., description: _Optional[str] = ..., device: _Optional[str] = ..., num_classes: _Optional[int] = ..., trained: _Optional[bool] = ..., default_layer: _Optional[str] = ..., domain: _Optional[str] = ..., parameters: _Optional[int] = ...) -> None: ...
+    error: str
+    def __init__(self, name: _Optional[str] = ..., sample_rate: _Optional[int] = ..., fixed_input_samples: _Optional[int] = ..., description: _Optional[str] = ..., device: _Optional[str] = ..., num_classes: _Optional[int] = ..., trained: _Optional[bool] = ..., default_layer: _Optional[str] = ..., domain: _Optional[str] = ..., parameters: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models", "default_model")
