@@ -28,6 +28,9 @@ def get_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-active", type=int, help="dreams computing at once [1]")
     serve.add_argument("--max-queued", type=int, help="dreams waiting for a slot [16]")
     serve.add_argument("--max-streams", type=int, help="live streams at once [16]")
+    serve.add_argument("--token", help="require this bearer token [$AUDIODREAM_TOKEN]")
+    serve.add_argument("--tls-cert", help="PEM certificate: serve TLS only")
+    serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
                        help="extra folder of models (repeatable); the shipped models and "
                             "~/.local/share/audiodream/models are always read")
@@ -116,6 +119,13 @@ def _dream_params(args) -> dict:
 def _add_connection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get(SERVER_ENV, DEFAULT_ADDRESS),
                    help=f"HOST:PORT of the server [${SERVER_ENV} or {DEFAULT_ADDRESS}]")
+    p.add_argument("--token", default=os.environ.get("AUDIODREAM_TOKEN", ""),
+                   help="bearer token, if the server wants one [$AUDIODREAM_TOKEN]")
+    p.add_argument("--tls-ca", default="", help="CA certificate (PEM): connect with TLS")
+
+
+def _client(args) -> Client:
+    return Client(args.server, token=args.token, tls_ca=args.tls_ca)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +153,8 @@ def cmd_serve(args) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig.from_env()
     for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
-                 "max_iterations", "max_active", "max_queued", "max_streams"):
+                 "max_iterations", "max_active", "max_queued", "max_streams", "token",
+                 "tls_cert", "tls_key"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.models_dir:
@@ -155,7 +166,7 @@ def cmd_serve(args) -> int:
 def cmd_models(args) -> int:
     from .report import print_models
 
-    with Client(args.server) as client:
+    with _client(args) as client:
         print_models(client.models())
     return 0
 
@@ -163,7 +174,7 @@ def cmd_models(args) -> int:
 def cmd_layers(args) -> int:
     from .report import print_layers
 
-    with Client(args.server) as client:
+    with _client(args) as client:
         print_layers(client.layers(args.model))
     return 0
 
@@ -180,7 +191,7 @@ def cmd_dream(args) -> int:
 
         client = LocalClient(device=args.device)
     else:
-        client = Client(args.server)
+        client = _client(args)
     with client, ProgressBar(disable=args.quiet) as bar:
         out = client.dream(args.input, model=args.model, layers=args.layer,
                            target=args.target, progress=bar.update, **params)
@@ -193,7 +204,7 @@ def cmd_dream(args) -> int:
 def cmd_stream(args) -> int:
     from .report import print_stream_summary, stream_file
 
-    with Client(args.server) as client:
+    with _client(args) as client:
         summary = stream_file(client, args.input, args.output, block=args.block, mode=args.mode,
                               delay=args.delay, realtime=args.realtime, model=args.model,
                               layers=args.layer, target=args.target, quiet=args.quiet,

@@ -109,14 +109,25 @@ class Client:
         address: "host:port".
         max_message_mb: send/receive limit, MiB; must not exceed the server's.
         timeout: seconds per call; None = no deadline.
+        token: sent as `authorization: Bearer <token>` when the server wants one.
+        tls_ca: PEM file of the CA that signed the server's certificate; set it
+            (or `tls=True` for the system's CAs) to speak TLS.
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, max_message_mb: int = 64,
-                 timeout: float | None = None):
+                 timeout: float | None = None, token: str = "", tls: bool = False,
+                 tls_ca: str = ""):
         limit = max_message_mb * 1024 * 1024
-        self._channel = grpc.insecure_channel(address, options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit)])
+        options = [("grpc.max_receive_message_length", limit),
+                   ("grpc.max_send_message_length", limit)]
+        if tls or tls_ca:
+            roots = open(tls_ca, "rb").read() if tls_ca else None
+            self._channel = grpc.secure_channel(
+                address, grpc.ssl_channel_credentials(root_certificates=roots), options)
+        else:
+            self._channel = grpc.insecure_channel(address, options)
+        if token:
+            self._channel = grpc.intercept_channel(self._channel, _TokenAdder(token))
         self._stub = pb_grpc.DreamServiceStub(self._channel)
         self.timeout = timeout
 
@@ -194,6 +205,35 @@ class Client:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as exc:
             raise ServerError(exc.code().name, exc.details()) from None
+
+
+class _TokenAdder(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                  grpc.StreamStreamClientInterceptor):
+    """Adds the bearer token to every call's metadata."""
+
+    def __init__(self, token: str):
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details):
+        metadata = list(details.metadata or []) + [self._header]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with_token(details), request)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._with_token(details), requests)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method, self.timeout, self.metadata = method, timeout, metadata
+        self.credentials, self.wait_for_ready = credentials, wait_for_ready
+        self.compression = compression
 
 
 def dream_params(model: str, layers: Iterable, params: dict) -> pb.DreamParams:

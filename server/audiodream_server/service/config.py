@@ -35,6 +35,8 @@ class ServerConfig:
         max_streams: live StreamDream calls at once.
         grace_seconds: time in-flight work gets after SIGTERM.
         workers: RPC handler threads.
+        token: when set, DreamService calls need `authorization: Bearer <token>`.
+        tls_cert, tls_key: PEM files; when both are set the server speaks TLS only.
         models_dir: extra model folders, separated by os.pathsep (":"); the
             shipped models and the user folder (`user_models_dir()`) always count.
     """
@@ -53,6 +55,9 @@ class ServerConfig:
     grace_seconds: float = 10.0
     workers: int = 32
     models_dir: str = ""
+    token: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "ServerConfig":

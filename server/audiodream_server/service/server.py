@@ -23,6 +23,7 @@ from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
 from ..models.catalog import build_registry
 from ..models.registry import ModelRegistry, ResidentModels
 from .. import runtime
+from .auth import TokenInterceptor
 from .config import ServerConfig
 from ..stream import StreamHub
 from .gate import ComputeGate
@@ -46,9 +47,10 @@ def create_server(config: ServerConfig, models: ResidentModels
     options = [("grpc.max_receive_message_length", config.max_message_bytes),
                ("grpc.max_send_message_length", config.max_message_bytes),
                ("grpc.so_reuseport", 0)]
+    interceptors = [TokenInterceptor(config.token)] if config.token else []
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers,
                                                     thread_name_prefix="rpc"),
-                         options=options)
+                         options=options, interceptors=interceptors)
     servicer = DreamServicer(models, config.limits,
                              ComputeGate(config.max_active, config.max_queued), config.max_batch,
                              StreamHub(config.max_streams))
@@ -59,10 +61,21 @@ def create_server(config: ServerConfig, models: ResidentModels
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    address = f"{config.host}:{config.port}"
+    if config.tls_cert or config.tls_key:
+        port = server.add_secure_port(address, _tls_credentials(config))
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {config.host}:{config.port} (in use or not allowed)")
     return server, port, Services(servicer, health_servicer)
+
+
+def _tls_credentials(config: ServerConfig) -> grpc.ServerCredentials:
+    if not (config.tls_cert and config.tls_key):
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    with open(config.tls_key, "rb") as key, open(config.tls_cert, "rb") as cert:
+        return grpc.ssl_server_credentials([(key.read(), cert.read())])
 
 
 def load_models(config: ServerConfig, registry: ModelRegistry | None = None) -> ResidentModels:
