@@ -61,6 +61,8 @@ S.DreamParams = {
   {27, "content_weight", "float", "optional"},
   {28, "octaves", "int32", "optional"},
   {29, "octave_scale", "float", "optional"},
+  {30, "phase", "string"},
+  {31, "gl_iters", "int32", "optional"},
 }
 
 S.DreamRequest = {

@@ -93,6 +93,8 @@ def _add_dream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--content-weight", type=float, help="style: pull toward the input [0]")
     p.add_argument("--octaves", type=int, help="time-scale octaves 1..6 [1]")
     p.add_argument("--octave-scale", type=float, help="scale between octaves [1.5]")
+    p.add_argument("--phase", help="mel models: original or griffinlim [original]")
+    p.add_argument("--gl-iters", type=int, help="mel models: Griffin-Lim iterations [32]")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
@@ -108,7 +110,8 @@ def _dream_params(args) -> dict:
                   mix=args.mix, mix_original=args.mix_original, negate=args.negate or None,
                   update=args.update, threshold=args.threshold, power=args.power,
                   n_fft=args.n_fft, hop=args.hop, content_weight=args.content_weight,
-                  octaves=args.octaves, octave_scale=args.octave_scale)
+                  octaves=args.octaves, octave_scale=args.octave_scale, phase=args.phase,
+                  gl_iters=args.gl_iters)
     if args.class_ is not None:
         key = "class_index" if args.class_.isdigit() else "class_name"
         params[key] = int(args.class_) if key == "class_index" else args.class_

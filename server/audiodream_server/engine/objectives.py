@@ -51,8 +51,10 @@ def layers_needed(params: DreamParams, logits_layer: str) -> list[str]:
 
 
 def _as_frames(act: torch.Tensor) -> torch.Tensor:
-    """Logits `[B, N]` are treated as one frame `[B, N, 1]`."""
-    return act.unsqueeze(-1) if act.dim() == 2 else act
+    """`[B, C, F]`: logits `[B, N]` become one frame, 2-D maps `[B, C, H, W]` H*W frames."""
+    if act.dim() == 2:
+        return act.unsqueeze(-1)
+    return act.flatten(2) if act.dim() > 3 else act
 
 
 def _selected(act: torch.Tensor, sel: LayerSelection) -> torch.Tensor:

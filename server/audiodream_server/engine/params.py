@@ -21,6 +21,7 @@ NEEDS_TARGET = ("target_features", "style", "target_filter")
 INITS = ("input", "white", "pink", "sine", "silence")
 GRAD_NORMS = ("std", "l2", "mean_abs")
 OUTPUT_FORMATS = ("pcm", "wav", "flac", "ogg")
+PHASES = ("original", "griffinlim")
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class DreamParams:
     content_weight: float = 0.0
     octaves: int = 1
     octave_scale: float = 1.5
+    phase: str = "original"
+    gl_iters: int = 32
 
     def validate(self, limits: Limits = DEFAULT_LIMITS) -> "DreamParams":
         """Checks every field that does not depend on the model. Returns self."""
@@ -110,6 +113,8 @@ class DreamParams:
         _range("content_weight", self.content_weight, 0.0, 1000.0)
         _range("octaves", self.octaves, 1, 6)
         _range("octave_scale", self.octave_scale, 1.1, 4.0)
+        _choice("phase", self.phase, PHASES)
+        _range("gl_iters", self.gl_iters, 0, 500)
         for sel in self.layers:
             if not sel.name:
                 raise InvalidArgument("a layer selection has an empty name")
@@ -121,6 +126,9 @@ class DreamParams:
 
     def resolve(self, spec: ModelSpec) -> "DreamParams":
         """Checks layers, channels and classes against `spec`; fills defaults."""
+        if spec.domain == "mel" and self.update != "add":
+            raise InvalidArgument(f"model {spec.name} is dreamed on its mel spectrogram, where "
+                                  f"only update 'add' applies, not {self.update!r}")
         layers = self.layers or (LayerSelection(spec.default_layer),)
         for sel in layers:
             layer = spec.layer(sel.name)

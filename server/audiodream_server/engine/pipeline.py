@@ -37,7 +37,7 @@ import torch
 from ..errors import Cancelled, InvalidArgument, ResourceExhausted
 from ..models.registry import LoadedModel
 from . import audio as audio_io
-from . import windows
+from . import melspace, windows
 from .ascent import Group, step
 from .features import Features, features
 from .initial import initial_signal
@@ -169,6 +169,19 @@ class _Ascent:
         """Windows per channel for a signal of `length` samples."""
         return windows.plan(length, self.window, self.overlap)[0] if self.window else 1
 
+    def _check_stop(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled("the dream was cancelled by the caller")
+
+    def _waveform_batch(self, x: torch.Tensor, x0: torch.Tensor, shifts: torch.Tensor | None,
+                        target: torch.Tensor | None, report) -> torch.Tensor:
+        p = self.params
+        for i in range(p.iterations):
+            shift = shifts[i].to(x.device) if shifts is not None else None
+            ((x, value),) = step(self.model, [Group(x, x0, p, i, p.iterations, shift, target)])
+            report(i, value)
+        return x
+
     def run(self, start: torch.Tensor, original: torch.Tensor,
             target: torch.Tensor | None) -> torch.Tensor:
         """Dreams `start` `[C, T]`; returns the change it gained, `[C, T]`."""
@@ -186,21 +199,24 @@ class _Ascent:
             shifts = torch.randint(-j, j + 1, (p.iterations, items), generator=self.generator)
         dreamed = torch.empty_like(x_start)
         loss_sum = torch.zeros(p.iterations, dtype=torch.float64)
+
+        def report(i: int, value: torch.Tensor) -> None:
+            self._check_stop()
+            loss_sum[i] += value.double().sum().cpu()
+            self.done += 1
+            if self.progress is not None:
+                self.progress(Progress(self.done, self.steps, float(value.mean())))
+
         for first in range(0, items, self.max_batch):
-            last = min(first + self.max_batch, items)
-            x = x_start[first:last]
-            for i in range(p.iterations):
-                if self.should_stop is not None and self.should_stop():
-                    raise Cancelled("the dream was cancelled by the caller")
-                shift = shifts[i, first:last].to(x.device) if shifts is not None else None
-                group = Group(x, x0[first:last], p, i, p.iterations, shift,
-                              x_target[first:last] if x_target is not None else None)
-                ((x, value),) = step(model, [group])
-                loss_sum[i] += value.double().sum().cpu()
-                self.done += 1
-                if self.progress is not None:
-                    self.progress(Progress(self.done, self.steps, float(value.mean())))
-            dreamed[first:last] = x
+            part = slice(first, min(first + self.max_batch, items))
+            part_shifts = shifts[:, part] if shifts is not None else None
+            part_target = x_target[part] if x_target is not None else None
+            if model.spec.domain == "mel":
+                dreamed[part] = melspace.dream_batch(model, x_start[part], p, part_shifts,
+                                                     part_target, self.generator, report)
+            else:
+                dreamed[part] = self._waveform_batch(x_start[part], x0[part], part_shifts,
+                                                     part_target, report)
         self.losses.extend((loss_sum / items).tolist())
         change = dreamed - x_start
         if self.window:

@@ -48,7 +48,8 @@ class ModelSpec:
         classes: class names, index = class index; empty for non-classifiers.
         default_layer: layer dreamed when a request names none.
         trained: False for seeded, calibrated, untrained weights.
-        domain: what is optimised ("waveform").
+        domain: what is optimised: "waveform", or "mel" (the model's log-mel,
+            resynthesised afterwards; see engine.melspace).
     """
 
     name: str
@@ -94,9 +95,12 @@ class DreamableModel(nn.Module):
         Returns:
             name -> activation tensor.
         """
+        return self.stage_features(self.prepare(audio), names)
+
+    def stage_features(self, h: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Like `features`, from the prepared input (e.g. a log-mel spectrogram)."""
         wanted = set(names)
         out: dict[str, torch.Tensor] = {}
-        h = self.prepare(audio)
         for name, stage in self.stages.items():
             if not wanted - out.keys():
                 break
