@@ -15,6 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* perform must never block: refuse to build where size_t atomics take a lock. */
+#if defined(__SIZEOF_SIZE_T__) && __SIZEOF_SIZE_T__ == 8 && ATOMIC_LLONG_LOCK_FREE != 2
+#error "dream_ring needs lock-free 64-bit atomics"
+#elif defined(__SIZEOF_SIZE_T__) && __SIZEOF_SIZE_T__ == 4 && ATOMIC_INT_LOCK_FREE != 2
+#error "dream_ring needs lock-free 32-bit atomics"
+#endif
+
 typedef struct dream_ring {
     float *data;
     size_t mask;              /* capacity - 1 */

@@ -103,6 +103,7 @@ typedef struct _dream {
     _Atomic int x_latency;          /* frames; valid while connected */
     _Atomic int x_prefill_next;     /* block + preroll of the stream being armed */
     _Atomic unsigned long x_late;
+    _Atomic int x_iterations_run;   /* server's mean per block, x1000 */
     _Atomic unsigned long x_rtt_us, x_rtt_max_us;
     _Atomic unsigned long x_dropped;/* replies that found no room */
     /* shared with the worker, under x_mutex */
@@ -315,6 +316,7 @@ static int worker_stream(t_dream *x, const dream_setup *su, char *why, size_t wh
 
     atomic_store(&x->x_latency, (int)(ev.latency + su->block + su->preroll));
     atomic_store(&x->x_late, 0);
+    atomic_store(&x->x_iterations_run, 0);
     atomic_store(&x->x_rtt_us, 0);
     atomic_store(&x->x_rtt_max_us, 0);
     atomic_store(&x->x_prefill_next, (int)(su->block + su->preroll));
@@ -367,6 +369,7 @@ static int worker_stream(t_dream *x, const dream_setup *su, char *why, size_t wh
             }
             case DC_EV_STATS:
                 atomic_store(&x->x_late, (unsigned long)ev.late_blocks);
+                atomic_store(&x->x_iterations_run, (int)lrintf(1000 * ev.iterations_run));
                 break;
             case DC_EV_WARNING:
                 pthread_mutex_lock(&x->x_mutex);
@@ -601,7 +604,6 @@ static void dream_layer(t_dream *x, t_symbol *s, int argc, t_atom *argv)
     dc_params p;
     memset(&p, 0, sizeof(p));
     if (!argc) {   /* no layer named: back to the model's default */
-        p.set = DC_SET_LAYERS;
         pthread_mutex_lock(&x->x_mutex);
         x->x_params.nlayers = 0;
         x->x_params.set &= ~DC_SET_LAYERS;
@@ -650,7 +652,6 @@ static void dream_target(t_dream *x, t_symbol *array)
     /* The server's StreamDream does not dream toward a target sound yet
      * (target objectives are offline-only); say so instead of pretending. */
     pd_error(x, "dream~: target %s: not supported yet by the server's streaming", array->s_name);
-    outlet_anything(x->x_info, gensym("target"), 0, NULL);
 }
 
 static void dream_reset(t_dream *x)
@@ -751,6 +752,8 @@ static void dream_print(t_dream *x)
         post("  bypass %d, dry %d, underruns %lu, overruns %lu, late %lu, dropped %lu",
              x->x_bypass, x->x_dry, x->x_underruns, x->x_overruns,
              atomic_load(&x->x_late), atomic_load(&x->x_dropped));
+        post("  iterations run per block (server, last second) %.2f",
+             atomic_load(&x->x_iterations_run) / 1000.0);
         post("  rtt %.2f ms (max %.2f ms over the last second)",
              atomic_load(&x->x_rtt_us) / 1000.0, atomic_load(&x->x_rtt_max_us) / 1000.0);
     }
@@ -798,6 +801,7 @@ static void dream_tick(t_dream *x)
         dream_out_float(x, "rtt", atomic_load(&x->x_rtt_us) / 1000.0);
         dream_out_float(x, "underruns", x->x_underruns);
         dream_out_float(x, "late", atomic_load(&x->x_late));
+        dream_out_float(x, "iterations_run", atomic_load(&x->x_iterations_run) / 1000.0);
     }
     clock_delay(x->x_clock, TICK_MS);
 }
@@ -895,6 +899,7 @@ static void *dream_new(t_symbol *s, int argc, t_atom *argv)
     atomic_init(&x->x_latency, 0);
     atomic_init(&x->x_prefill_next, 0);
     atomic_init(&x->x_late, 0);
+    atomic_init(&x->x_iterations_run, 0);
     atomic_init(&x->x_rtt_us, 0);
     atomic_init(&x->x_rtt_max_us, 0);
     atomic_init(&x->x_dropped, 0);

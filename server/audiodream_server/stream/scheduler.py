@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # Fraction of a block kept free for the work after the ascent (resampling, I/O).
 SAFETY = 0.15
+# Per skipped block, the cost estimate shrinks by this factor until a step runs again.
+DECAY = 0.7
 
 
 class StreamScheduler:
@@ -98,6 +100,10 @@ class StreamScheduler:
             ready_by = time.perf_counter() + cost
             active = [job for job, block in wanting if self._affordable(job, ready_by, block)]
             if not active:
+                if i == 0:
+                    # Nothing ran, so nothing re-measures the cost: let the estimate
+                    # decay, or one slow step would keep every later block at zero.
+                    self._iteration_seconds *= DECAY
                 return
             self.largest_batch = max(self.largest_batch, len(active))
             groups = [Group(job.x, job.x0, job.params, i, job.iterations,

@@ -1,0 +1,425 @@
+"""dream~, the Pure Data external (clients/pd), in a real headless Pd against a real server.
+
+Each test builds the external (`make -C clients/pd`), writes a small patch into a
+temporary directory and runs `pd -nogui -nosound` in real time: the stream's timing
+is real, so no `-batch`. The patch records its input and dream~'s outputs with
+`tabwrite~`, writes them with `soundfiler` and quits; every run is bounded by a
+timeout. dream~'s info outlet goes to `[print infoK]` and is read from stderr.
+
+System packages (Debian 12): puredata-core puredata-dev libgrpc-dev
+protobuf-c-compiler libprotobuf-c-dev pkg-config.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+PD_DIR = ROOT / "clients" / "pd"
+RATE = 44100
+START_MS = 1500  # recording starts once the stream is surely up
+PACKAGES = ("puredata-core puredata-dev libgrpc-dev protobuf-c-compiler "
+            "libprotobuf-c-dev pkg-config")
+
+
+def _missing_tools() -> list[str]:
+    missing = [tool for tool in ("pd", "protoc-c", "pkg-config", "make", "cc")
+               if shutil.which(tool) is None]
+    if shutil.which("pkg-config") and subprocess.run(
+            ["pkg-config", "--exists", "grpc", "libprotobuf-c"]).returncode:
+        missing.append("grpc/libprotobuf-c (pkg-config)")
+    if not any(Path(d, "m_pd.h").exists() for d in ("/usr/include/pd", "/usr/local/include/pd")):
+        missing.append("m_pd.h")
+    return missing
+
+
+@pytest.fixture(scope="module")
+def external() -> Path:
+    """Builds dream~ once per module; skips when the build tools are not installed."""
+    missing = _missing_tools()
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}: apt-get install {PACKAGES}")
+    build = subprocess.run(["make", "-C", str(PD_DIR)], capture_output=True, text=True,
+                           timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert (PD_DIR / "dream~.pd_linux").exists()
+    return PD_DIR
+
+
+class Patch:
+    """A Pd patch written object by object; connections go last, as Pd reads them."""
+
+    def __init__(self):
+        self._boxes: list[str] = []
+        self._wires: list[str] = []
+
+    def _box(self, kind: str, text: str) -> int:
+        self._boxes.append(f"#X {kind} 10 {10 + 20 * len(self._boxes)} {text};")
+        return len(self._boxes) - 1
+
+    def obj(self, text: str) -> int:
+        return self._box("obj", text)
+
+    def msg(self, text: str) -> int:
+        return self._box("msg", text.replace(";", " \\; ").replace(",", " \\, "))
+
+    def connect(self, a: int, b: int, outlet: int = 0, inlet: int = 0) -> None:
+        self._wires.append(f"#X connect {a} {outlet} {b} {inlet};")
+
+    def text(self) -> str:
+        return "\n".join(["#N canvas 0 0 800 600 12;", *self._boxes, *self._wires]) + "\n"
+
+
+@dataclass
+class Render:
+    """What one Pd run left: recordings, the info outlets' messages, timing."""
+
+    x: np.ndarray                      # the input, as dream~ got it
+    outs: list[np.ndarray]             # each dream~'s signal outlet
+    info: list[list[list[str]]]        # per dream~: messages, split into words
+    stderr: str
+    seconds: float
+
+    def last(self, k: int, selector: str) -> float:
+        values = [float(m[1]) for m in self.info[k] if m[0] == selector]
+        assert values, f"dream~ #{k} never reported {selector}: {self.info[k]}"
+        return values[-1]
+
+    def states(self, k: int) -> list[str]:
+        return [m[1] for m in self.info[k] if m[0] == "state"]
+
+
+@dataclass
+class Scene:
+    """A patch: one source into several dream~ objects, recorded for `seconds`.
+
+    `events` are (ms after load, dream~ index, message) sent while it runs.
+    """
+
+    dreams: list[str]
+    seconds: float
+    events: list[tuple[int, int, str]] = field(default_factory=list)
+    end_messages: list[str] = field(default_factory=lambda: ["print"])
+
+    def render(self, tmp: Path) -> Render:
+        frames = int(self.seconds * RATE)
+        p = Patch()
+        load = p.obj("loadbang")
+        p.connect(load, p.msg("; pd dsp 1"))
+        # A tone plus noise: audible structure, and a unique best match for the delay.
+        tone, noise, mixed = p.obj("osc~ 220"), p.obj("noise~"), p.obj("+~")
+        tone_gain, noise_gain = p.obj("*~ 0.25"), p.obj("*~ 0.05")
+        p.connect(tone, tone_gain)
+        p.connect(noise, noise_gain)
+        p.connect(tone_gain, mixed)
+        p.connect(noise_gain, mixed, inlet=1)
+        start = p.obj(f"delay {START_MS}")
+        p.connect(load, start)
+        tables = ["in"] + [f"out{k}" for k in range(len(self.dreams))]
+        for name in tables:
+            p.obj(f"table {name} {frames}")
+        writers = [p.obj(f"tabwrite~ {name}") for name in tables]
+        for w in writers:
+            p.connect(start, w)
+        p.connect(mixed, writers[0])
+        dreams = []
+        for k, args in enumerate(self.dreams):
+            d = p.obj(f"dream~ {args}")
+            p.connect(mixed, d)
+            p.connect(d, writers[k + 1])
+            p.connect(d, p.obj(f"print info{k}"), outlet=1)
+            dreams.append(d)
+        for ms, k, text in self.events:
+            when, what = p.obj(f"delay {ms}"), p.msg(text)
+            p.connect(load, when)
+            p.connect(when, what)
+            p.connect(what, dreams[k])
+        # At the end: the dream~ messages, then write the tables, then quit.
+        end = p.obj(f"delay {START_MS + int(self.seconds * 1000) + 300}")
+        order = p.obj("t b b b")
+        p.connect(load, end)
+        p.connect(end, order)
+        p.connect(order, p.msg("; pd quit"), outlet=0)
+        write = p.msg(", ".join(f"write -wave -bytes 4 {tmp / name}.wav {name}"
+                                for name in tables))
+        p.connect(order, write, outlet=1)
+        p.connect(write, p.obj("soundfiler"))
+        for text in self.end_messages:
+            m = p.msg(text)
+            p.connect(order, m, outlet=2)
+            for d in dreams:
+                p.connect(m, d)
+        path = tmp / "test.pd"
+        path.write_text(p.text())
+        return run_pd(path, tables, len(self.dreams), self.seconds)
+
+
+def run_pd(path: Path, tables: list[str], count: int, seconds: float) -> Render:
+    cmd = ["pd", "-nogui", "-nosound", "-noprefs", "-stderr", "-r", str(RATE),
+           "-path", str(PD_DIR), "-open", str(path)]
+    if os.geteuid() != 0:
+        cmd.insert(1, "-nrt")  # as root Pd would otherwise try real-time priority
+    began = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True,
+                          timeout=START_MS / 1000 + seconds + 30)
+    took = time.monotonic() - began
+    info: list[list[list[str]]] = [[] for _ in range(count)]
+    for line in done.stderr.splitlines():
+        head, _, rest = line.partition(": ")
+        if head.startswith("info") and head[4:].isdigit():
+            info[int(head[4:])].append(rest.split())
+    recordings = []
+    for name in tables:
+        wav = path.parent / f"{name}.wav"
+        assert wav.exists(), f"Pd wrote no {name}.wav:\n{done.stderr}"
+        recordings.append(sf.read(wav, dtype="float32")[0])
+    return Render(recordings[0], recordings[1:], info, done.stderr, took)
+
+
+def best_delay(x: np.ndarray, y: np.ndarray, longest: int) -> int:
+    """The lag (0..longest) at which y best matches x.
+
+    Cross-correlation with phase-transform weighting (GCC-PHAT): every frequency
+    counts equally, so the periodic tone cannot pull the peak to a wrong period.
+    """
+    n = len(x) + len(y)
+    spectrum = np.fft.rfft(y, n) * np.conj(np.fft.rfft(x, n))
+    corr = np.fft.irfft(spectrum / np.maximum(np.abs(spectrum), 1e-12), n)[: longest + 1]
+    return int(np.argmax(corr))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- the tests ------------------------------------------------------------------------------
+
+
+def test_transparent_stream_is_the_input_delayed_by_the_reported_latency(
+        external, server_address, tmp_path):
+    args = f"-server {server_address} -model model2 -iterations 0 -mix 1"
+    r = Scene([args], seconds=4).render(tmp_path)
+    latency = int(r.last(0, "latency"))
+    assert r.states(0)[-1] == "connected"
+    assert r.last(0, "underruns") == 0, r.stderr
+    y = r.outs[0]
+    delay = best_delay(r.x, y, 4 * latency)
+    assert delay == latency  # what the info outlet said is what happened
+    # Zero iterations at mix 1: the server returns its input bit for bit, so the
+    # output is the recorded input shifted by the latency, exactly (float32 both).
+    np.testing.assert_array_equal(y[latency:], r.x[: len(y) - latency])
+    # block 2048 + preroll 2048 + the server's one-block delay
+    assert latency == 3 * 2048
+
+
+def test_dreaming_changes_the_sound_from_a_live_control_and_stays_bounded(
+        external, server_address, tmp_path):
+    switch_ms = START_MS + 2000
+    args = f"-server {server_address} -model model2 -iterations 0 -layer conv2"
+    scene = Scene([args], seconds=5, events=[(switch_ms, 0, "step 0.1, iterations 3")])
+    r = scene.render(tmp_path)
+    latency = int(r.last(0, "latency"))
+    y, x = r.outs[0], r.x
+    assert r.states(0) == ["connecting", "connected"]  # changed live: no reconnect
+    before = int(1.8 * RATE)  # recorded before the control could reach the output
+    np.testing.assert_array_equal(y[latency:before], x[: before - latency])
+    after = y[int(3.5 * RATE):]
+    dry = x[int(3.5 * RATE) - latency: len(y) - latency]
+    assert np.abs(after).max() <= 1.0
+    assert np.sqrt(np.mean(after ** 2)) > 0.05
+    assert np.abs(after - dry).max() > 0.05  # it did dream
+
+
+def test_without_a_server_pd_keeps_time_outputs_dry_or_silence_and_says_so(
+        external, tmp_path):
+    nobody = f"127.0.0.1:{free_port()}"
+    seconds = 3
+    r = Scene([f"-server {nobody} -dry 1", f"-server {nobody}"], seconds=seconds,
+              ).render(tmp_path)
+    # Real time, and on schedule: the patch's own timeline plus Pd's start-up.
+    assert START_MS / 1000 + seconds <= r.seconds < START_MS / 1000 + seconds + 5
+    np.testing.assert_array_equal(r.outs[0], r.x)  # dry: the input, undelayed
+    assert not r.outs[1].any()  # silence
+    for k in (0, 1):
+        assert r.states(k)[-1] == "disconnected"
+        assert "connected" not in r.states(k)
+    # One message per object for the whole outage, though it retried meanwhile.
+    assert r.stderr.count(f"cannot stream from {nobody}") == 2, r.stderr
+    assert r.states(0).count("connecting") >= 3
+
+
+@pytest.fixture()
+def own_server():
+    """A server in its own process, so a test can kill it and start it again."""
+    port = free_port()
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    cmd = [sys.executable, "-m", "audiodream.cli", "serve", "--port", str(port),
+           "--threads", "1"]
+    procs: list[subprocess.Popen] = []
+
+    def start() -> None:
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 180  # loading models is slow on a busy machine
+        while time.monotonic() < deadline:
+            assert procs[-1].poll() is None, "the server exited"
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"the server on port {port} did not start")
+
+    yield port, start, procs
+    for proc in procs:
+        proc.kill()
+        proc.wait(10)
+
+
+class LivePd:
+    """Pd running a patch that the test steers over [netreceive] while reading stderr."""
+
+    def __init__(self, patch: Patch, path: Path, control_port: int):
+        path.write_text(patch.text())
+        cmd = ["pd", "-nogui", "-nosound", "-noprefs", "-stderr", "-r", str(RATE),
+               "-path", str(PD_DIR), "-open", str(path)]
+        if os.geteuid() != 0:
+            cmd.insert(1, "-nrt")
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.port = control_port
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, line: str, count: int = 1, limit: float = 30.0) -> None:
+        deadline = time.monotonic() + limit
+        while self.lines.count(line) < count:
+            assert self.proc.poll() is None, "\n".join(self.lines)
+            assert time.monotonic() < deadline, f"no {line!r}:\n" + "\n".join(self.lines)
+            time.sleep(0.05)
+
+    def send(self, message: str) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(f"{message};\n".encode())
+
+    def finish(self, limit: float = 20.0) -> str:
+        self.send("finish")
+        try:
+            self.proc.wait(limit)
+        finally:
+            self.proc.kill()
+        self._reader.join(5)
+        return "\n".join(self.lines)
+
+
+def test_reconnects_and_dreams_again_after_the_server_restarts(external, own_server, tmp_path):
+    port, start, procs = own_server
+    start()
+    control = free_port()
+    frames = 3 * RATE
+    p = Patch()
+    p.connect(p.obj("loadbang"), p.msg("; pd dsp 1"))
+    tone, noise, mixed = p.obj("osc~ 220"), p.obj("noise~"), p.obj("+~")
+    tone_gain, noise_gain = p.obj("*~ 0.25"), p.obj("*~ 0.05")
+    p.connect(tone, tone_gain)
+    p.connect(noise, noise_gain)
+    p.connect(tone_gain, mixed)
+    p.connect(noise_gain, mixed, inlet=1)
+    dream = p.obj(f"dream~ -server 127.0.0.1:{port} -model model2 -layer conv2 "
+                  "-iterations 2 -step 0.1")
+    p.connect(mixed, dream)
+    p.connect(dream, p.obj("print info0"), outlet=1)
+    for name in ("in", "gap", "out"):
+        p.obj(f"table {name} {frames}")
+    w_in, w_gap, w_out = (p.obj(f"tabwrite~ {name}") for name in ("in", "gap", "out"))
+    p.connect(mixed, w_in)
+    p.connect(dream, w_gap)
+    p.connect(dream, w_out)
+    route = p.obj("route gap record finish")
+    p.connect(p.obj(f"netreceive {control}"), route)
+    p.connect(route, w_gap, outlet=0)
+    p.connect(route, w_in, outlet=1)
+    p.connect(route, w_out, outlet=1)
+    order = p.obj("t b b")
+    p.connect(route, order, outlet=2)
+    write = p.msg(", ".join(f"write -wave -bytes 4 {tmp_path / name}.wav {name}"
+                            for name in ("in", "gap", "out")))
+    p.connect(order, p.msg("; pd quit"), outlet=0)
+    p.connect(order, write, outlet=1)
+    p.connect(write, p.obj("soundfiler"))
+
+    pd = LivePd(p, tmp_path / "restart.pd", control)
+    try:
+        pd.wait_for("info0: state connected")
+        time.sleep(2)
+        procs[0].kill()  # mid-stream, no goodbye
+        procs[0].wait(10)
+        pd.wait_for("info0: state disconnected", limit=10)
+        pd.send("gap")  # one second of what plays while the server is gone
+        time.sleep(1.2)
+        start()  # the same port
+        pd.wait_for("info0: state connected", count=2, limit=30)
+        time.sleep(1.5)  # past the latency: dreamed blocks again
+        pd.send("record")
+        time.sleep(frames / RATE + 0.5)
+        stderr = pd.finish()
+    finally:
+        pd.proc.kill()
+    states = [line.split()[-1] for line in stderr.splitlines()
+              if line.startswith("info0: state")]
+    assert states[:2] == ["connecting", "connected"] and states[-1] == "connected", stderr
+    assert stderr.count("lost the stream to") == 1, stderr  # one message for the outage
+    assert "connected to 127.0.0.1:%d again" % port in stderr
+    gap = sf.read(tmp_path / "gap.wav", dtype="float32")[0][:RATE]
+    assert not gap.any()  # silence while the server was away (the default)
+    x = sf.read(tmp_path / "in.wav", dtype="float32")[0]
+    y = sf.read(tmp_path / "out.wav", dtype="float32")[0]
+    latency = [int(line.split()[-1]) for line in stderr.splitlines()
+               if line.startswith("info0: latency")][-1]
+    dry = x[: len(y) - latency]
+    dreamed = y[latency:]
+    assert np.abs(dreamed).max() <= 1.0 and np.sqrt(np.mean(dreamed ** 2)) > 0.05
+    assert np.abs(dreamed - dry).max() > 0.05
+
+
+def test_two_objects_dream_independently_and_answer_queries(
+        external, server_address, tmp_path):
+    args = f"-server {server_address} -model model2 -iterations 3 -step 0.1"
+    asks = START_MS + 1000
+    scene = Scene([f"{args} -layer conv1", f"{args} -layer conv6 5 9"], seconds=4,
+                  events=[(asks, 0, "models"), (asks, 1, "layers? model2"),
+                          (asks, 1, "target nothing")])
+    r = scene.render(tmp_path)
+    a, b = r.outs
+    for k, y in enumerate(r.outs):
+        assert r.states(k) == ["connecting", "connected"]
+        latency = int(r.last(k, "latency"))
+        settled = y[latency + RATE:]
+        dry = r.x[RATE: len(y) - latency]
+        assert np.abs(settled).max() <= 1.0 and np.sqrt(np.mean(settled ** 2)) > 0.05
+        assert np.abs(settled - dry).max() > 0.02
+    assert np.abs(a - b).max() > 0.02  # different layers, different dreams
+    models = [m for m in r.info[0] if m[0] == "models"]
+    assert models and "model2" in models[0][1:]
+    layers = [m for m in r.info[1] if m[0] == "layers"]
+    assert layers and layers[0][1] == "model2" and "conv6" in layers[0][2:]
+    assert ["layer", "conv6", "128"] in [m[:3] for m in r.info[1]]
+    assert "not supported yet" in r.stderr
