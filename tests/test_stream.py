@@ -286,3 +286,28 @@ def test_concurrent_streams_are_batched_and_exact(streaming_server):
 
 def hub_model(server):
     return server.services.dream.models.get()
+
+
+def test_a_slow_step_does_not_keep_later_blocks_at_zero_iterations(default_model):
+    """After one very slow step, the cost estimate decays until steps run again."""
+    import torch
+
+    from audiodream_server.engine import DreamParams
+    from audiodream_server.stream.scheduler import StreamScheduler
+    from audiodream_server.stream.session import Job
+
+    scheduler = StreamScheduler(default_model)
+    try:
+        scheduler._iteration_seconds = 10.0  # as if one step had taken ten seconds
+        params = DreamParams(iterations=2).resolve(default_model.spec)
+        runs = []
+        for _ in range(40):
+            x = torch.zeros(1, 44100)
+            job = Job(x=x, x0=x, params=params, iterations=2, shifts=None,
+                      deadline=time.perf_counter() + 0.5)
+            runs.append(scheduler.run(job, block_seconds=0.5).iterations_run)
+            if runs[-1]:
+                break
+        assert runs[0] == 0 and runs[-1] > 0
+    finally:
+        scheduler.close()
