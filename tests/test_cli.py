@@ -63,7 +63,9 @@ def test_models_and_layers_commands(served):
     _, address = served
     models = run("models", "--server", address)
     assert models.returncode == 0, models.stderr
-    assert re.search(r"model2 \*\s+44100", models.stdout) and "model1" in models.stdout
+    # The shipped, trained Model2 is the default; the untrained references are listed too.
+    assert re.search(r"instruments-m2 \*\s+44100\s+44100\s+\d+\s+\d+\s+true", models.stdout)
+    assert re.search(r"\nmodel2\s+44100.*false", models.stdout) and "speech-m2" in models.stdout
     layers = run("layers", "model1", "--server", address)
     assert layers.returncode == 0 and "conv3" in layers.stdout and "Conv1d" in layers.stdout
 
