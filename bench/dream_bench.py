@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from functools import partial
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -91,8 +92,8 @@ def main() -> None:
     for kind, name, fields in variants:
         p = DreamParams(iterations=args.iterations, **fields)
         dream(audio, rate, model, p, target=target, target_rate=rate)  # warm-up
-        best = min(_timed(lambda: dream(audio, rate, model, p, target=target, target_rate=rate))
-                   for _ in range(args.repeats)) / per
+        run = partial(dream, audio, rate, model, p, target=target, target_rate=rate)
+        best = min(_timed(run) for _ in range(args.repeats)) / per
         print(f"{kind:<10} {name:<16} {best * 1e3:>10.2f} {best / engine:>6.2f}x")
 
 

@@ -107,8 +107,8 @@ def main() -> None:
             per_round = concurrent(address, n, args.blocks // 2, 4)
             base = base or per_round
             print(f"{n} stream(s), K=4: {per_round * 1e3:6.1f} ms per block round "
-                  f"(real-time factor {per_round / block_seconds:.3f}), cost {per_round / base:.2f}x"
-                  " one stream")
+                  f"(real-time factor {per_round / block_seconds:.3f}), "
+                  f"cost {per_round / base:.2f}x one stream")
         scheduler = services.dream.streams.scheduler(models.get())
         print(f"largest batch seen: {scheduler.largest_batch} streams in one pass")
     finally:

@@ -166,19 +166,19 @@ def test_clips_are_resampled_fitted_and_peak_normalised(tmp_path):
     t = np.arange(24000) / 48000  # half a second at 48 kHz, stereo, peak 0.3
     tone = 0.3 * np.sin(2 * np.pi * 440 * t)
     sf.write(str(tmp_path / "a" / "x.wav"), np.stack([tone, tone], axis=1), 48000)
-    sf.write(str(tmp_path / "b" / "y.flac"), 0.5 * np.ones(3 * RATE), RATE)  # too long
+    sf.write(str(tmp_path / "b" / "y.flac"), 0.5 * np.ones(3 * RATE), RATE)  # 3 clips long
     clips = load_clips(tmp_path, RATE, RATE)
-    assert clips.classes == ["a", "b"] and clips.labels.tolist() == [0, 1]
-    assert clips.audio.shape == (2, RATE)
-    assert clips.audio.abs().amax(dim=1).tolist() == pytest.approx([1.0, 1.0], abs=1e-3)
+    assert clips.classes == ["a", "b"] and clips.labels.tolist() == [0, 1, 1, 1]
+    assert clips.audio.shape == (4, RATE)
+    assert clips.audio.abs().amax(dim=1).tolist() == pytest.approx([1.0] * 4, abs=1e-3)
     # 0.5 s of 48 kHz becomes 22050 samples at 44.1 kHz, then silence.
     assert clips.audio[0, 22100:].abs().max() < 1e-3 < clips.audio[0, :22000].abs().min() + 1
 
 
 def test_cli_offers_exactly_the_registered_architectures():
-    from audiodream_server.models import bisig
+    from audiodream_server.models import architectures
 
-    assert set(cli.ARCHES) == set(bisig.ARCHITECTURES)
+    assert set(cli.ARCHES) == set(architectures.ARCHITECTURES)
 
 
 def test_split_is_stratified_disjoint_and_seeded():
@@ -190,3 +190,23 @@ def test_split_is_stratified_disjoint_and_seeded():
     again = stratified_split(labels, 0.2, seed=5)
     assert torch.equal(train, again[0]) and torch.equal(test, again[1])
     assert not torch.equal(test, stratified_split(labels, 0.2, seed=6)[1])
+
+
+def test_long_recordings_are_cut_into_one_second_clips_without_silence(tmp_path):
+    import soundfile as sf
+
+    from audiodream_server.training.data import read_segments
+
+    rate = 22050
+    t = np.arange(int(4.5 * rate)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 330 * t)
+    tone[rate: 2 * rate] = 0.0  # one silent second in the middle
+    path = tmp_path / "long.wav"
+    sf.write(path, tone, rate)
+    clips = read_segments(path, 44100, 44100)
+    # 4 whole seconds, one of them silent -> 3 clips, each 1 s at 44.1 kHz, peak 1.
+    assert len(clips) == 3
+    assert all(c.shape == (44100,) and abs(float(np.abs(c).max()) - 1.0) < 1e-6 for c in clips)
+    short = tmp_path / "short.wav"
+    sf.write(short, tone[: rate // 4], rate)
+    assert len(read_segments(short, 44100, 44100)) == 1

@@ -95,7 +95,7 @@ def note_plan(settings: GmSettings, program: int) -> list[tuple[int, int]]:
     count = int(np.ceil(settings.clips_per_class * SPARE_NOTES))
     pitches = rng.integers(settings.low_pitch, settings.high_pitch + 1, count)
     velocities = rng.choice(np.array(settings.velocities), count)
-    return [(int(p), int(v)) for p, v in zip(pitches, velocities)]
+    return [(int(p), int(v)) for p, v in zip(pitches, velocities, strict=True)]
 
 
 def render_program(program: int, notes: list[tuple[int, int]], soundfont: Path,
@@ -150,7 +150,7 @@ def build(out_dir: Path, settings: GmSettings,
             clips = render_program(program, notes, soundfont, settings.gain, Path(tmp))
             name = class_name(program)
             written = 0
-            for (pitch, velocity), clip in zip(notes, clips):
+            for (pitch, velocity), clip in zip(notes, clips, strict=False):
                 if clip is None:  # a note outside the instrument's key range
                     continue
                 if written == settings.clips_per_class:

@@ -116,7 +116,7 @@ def split_sentences(audio: np.ndarray, rate: int) -> list[np.ndarray]:
     if loud[-1]:
         stops.append(audio.size)
     merged: list[list[int]] = []
-    for start, stop in zip(starts, stops):
+    for start, stop in zip(starts, stops, strict=True):
         if merged and start - merged[-1][1] < min_gap:
             merged[-1][1] = stop
         else:

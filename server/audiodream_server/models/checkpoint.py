@@ -8,7 +8,7 @@ A checkpoint `NAME` is two files side by side:
 - `NAME.json`: the model card: name, architecture, sample rate, classes,
   how the model was trained and how well it classifies.
 
-The architecture named by the card is rebuilt from `bisig.ARCHITECTURES` and
+The architecture named by the card is rebuilt from `architectures.ARCHITECTURES` and
 the weights must fit it exactly (same names, same shapes), or loading fails
 with a ValueError that says what did not fit.
 """
@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
-
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import bisig
+from . import architectures
 from .spec import DreamableModel
 
 CARD_SUFFIX = ".json"
@@ -46,12 +44,12 @@ def validate_card(card: dict, source: str = "model card") -> None:
         raise ValueError(f"{source}: missing field(s) {', '.join(missing)}")
     if not isinstance(card["name"], str) or not card["name"]:
         raise ValueError(f"{source}: name must be a non-empty string")
-    if card["arch"] not in bisig.ARCHITECTURES:
+    if card["arch"] not in architectures.ARCHITECTURES:
         raise ValueError(f"{source}: unknown arch {card['arch']!r}; known: "
-                         f"{', '.join(sorted(bisig.ARCHITECTURES))}")
-    if card["sample_rate"] != bisig.SAMPLE_RATE:
+                         f"{', '.join(sorted(architectures.ARCHITECTURES))}")
+    if card["sample_rate"] != architectures.SAMPLE_RATE:
         raise ValueError(f"{source}: sample_rate {card['sample_rate']!r} does not match "
-                         f"architecture {card['arch']} ({bisig.SAMPLE_RATE} Hz)")
+                         f"architecture {card['arch']} ({architectures.SAMPLE_RATE} Hz)")
     classes = card["classes"]
     if (not isinstance(classes, list) or len(classes) < 2
             or not all(isinstance(c, str) and c for c in classes)):
@@ -130,7 +128,7 @@ def load_model(card_path: str | Path) -> DreamableModel:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{weights}: not a readable safetensors file ({exc})") from None
-    factory = bisig.ARCHITECTURES[card["arch"]]
+    factory = architectures.ARCHITECTURES[card["arch"]]
     extra = {"default_layer": card["default_layer"]} if card.get("default_layer") else {}
     module = factory(name=card["name"], classes=list(card["classes"]),
                      description=card.get("description", ""), trained=True, **extra)
@@ -153,39 +151,6 @@ def load_model(card_path: str | Path) -> DreamableModel:
     module.load_state_dict(state, strict=True)
     module.eval()
     return module
-
-
-def scan_models_dir(path: str | Path) -> list[tuple[str, Callable[[], DreamableModel] | ValueError]]:
-    """The checkpoints in a folder, one per `*.json` card, sorted by file name.
-
-    Cards are read and validated now; weights load when the factory is called.
-    Returns:
-        (model name, factory) for each valid card; (file stem, the ValueError)
-        for each invalid one, so the caller can report it without stopping.
-    """
-    out: list[tuple[str, Callable[[], DreamableModel] | ValueError]] = []
-    seen: set[str] = set()
-    for card_path in sorted(Path(path).glob("*" + CARD_SUFFIX)):
-        try:
-            card = read_card(card_path)
-            if card["name"] in seen:
-                raise ValueError(f"{card_path}: model name {card['name']!r} used twice")
-            if not weights_path(card_path, card).is_file():
-                raise ValueError(f"{card_path}: weight file "
-                                 f"{weights_path(card_path, card).name} not found")
-        except ValueError as exc:
-            out.append((card_path.stem, exc))
-            continue
-        seen.add(card["name"])
-        out.append((card["name"], _loader(card_path)))
-    return out
-
-
-def _loader(card_path: Path) -> Callable[[], DreamableModel]:
-    def build() -> DreamableModel:
-        return load_model(card_path)
-
-    return build
 
 
 def parameter_count(module: torch.nn.Module) -> int:

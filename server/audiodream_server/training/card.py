@@ -9,9 +9,13 @@ from pathlib import Path
 import torch
 
 from ..datasets.manifest import read_manifest
-from ..models import bisig
+from ..models import architectures
 from .report import most_confused
 from .trainer import TrainConfig, TrainResult
+
+
+ARCH_LABELS = {"model1": "Bisig & Wegner model1", "model2": "Bisig & Wegner model2",
+               "melcnn": "mel-spectrogram CNN"}
 
 
 def data_recipe(data_dir: Path) -> dict:
@@ -29,14 +33,15 @@ def model_card(result: TrainResult, config: TrainConfig, *, name: str, data_dir:
     dataset = recipe.get("dataset", Path(data_dir).name)
     spec = result.model.spec
     if not description:
-        description = (f"Bisig & Wegner {config.arch} trained on {dataset} "
+        label = ARCH_LABELS.get(config.arch, config.arch)
+        description = (f"{label} trained on {dataset} "
                        f"({len(result.classes)} classes), held-out accuracy "
                        f"{result.test_accuracy:.0%}")
     return {
         "name": name,
         "arch": config.arch,
-        "sample_rate": bisig.SAMPLE_RATE,
-        "input_samples": bisig.WINDOW,
+        "sample_rate": architectures.SAMPLE_RATE,
+        "input_samples": architectures.WINDOW,
         "classes": list(result.classes),
         "trained": True,
         "default_layer": spec.default_layer,

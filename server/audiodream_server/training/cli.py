@@ -13,13 +13,15 @@ import shlex
 import sys
 from pathlib import Path
 
-ARCHES = ("model1", "model2")  # keys of bisig.ARCHITECTURES; listed here to keep --help torch-free
+# Keys of architectures.ARCHITECTURES, listed here so --help needs no torch.
+ARCHES = ("model1", "model2", "melcnn")
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="audiodream train",
-        description="Train a raw-waveform classifier (Bisig & Wegner Model1/Model2) on a "
+        description="Train a classifier (Bisig & Wegner Model1/Model2 on the waveform, or a "
+                    "mel-spectrogram CNN) on a "
                     "folder-per-class data set of 1 s, 44.1 kHz clips.")
     parser.add_argument("data_dir", help="data set root: one sub-folder of audio files per class")
     parser.add_argument("--arch", required=True, choices=ARCHES, help="architecture")
@@ -67,7 +69,7 @@ def main(argv: list[str]) -> int:
     from .data import load_clips
     from .report import most_confused
     from .trainer import TrainConfig, train
-    from ..models import bisig
+    from ..models import architectures
     from ..models.checkpoint import save_model
 
     torch.set_num_threads(args.threads or available_cores())
@@ -81,7 +83,8 @@ def main(argv: list[str]) -> int:
                          test_fraction=args.test_fraction)
     try:
         config.validate()
-        clips = load_clips(Path(args.data_dir), bisig.SAMPLE_RATE, bisig.WINDOW)
+        clips = load_clips(Path(args.data_dir), architectures.SAMPLE_RATE,
+                           architectures.WINDOW)
         print(f"{len(clips)} clips in {len(clips.classes)} classes from {args.data_dir}; "
               f"{torch.get_num_threads()} torch threads")
         result = train(config, clips, state_path, resume=args.resume,

@@ -49,15 +49,40 @@ def peak_normalise(audio: np.ndarray) -> np.ndarray:
 
 
 def read_clip(path: Path, sample_rate: int, length: int) -> np.ndarray:
-    """One clip as `[length]` float32 mono at `sample_rate`, peak-normalised."""
+    """The first clip of a file as `[length]` float32 mono at `sample_rate`, peak-normalised."""
+    return read_segments(path, sample_rate, length, most=1)[0]
+
+
+# A segment quieter than this, relative to the loudest part of its file, is silence.
+SILENT_DB = -40.0
+
+
+def read_segments(path: Path, sample_rate: int, length: int, most: int = 32) -> list[np.ndarray]:
+    """A file cut into consecutive clips of `length` samples (mono, at `sample_rate`).
+
+    Long recordings give several clips (up to `most`); silent stretches are
+    skipped; a file shorter than one clip is zero-padded. Each clip is
+    peak-normalised. Always returns at least one clip.
+    """
     audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
     audio = audio.mean(axis=1)
     if rate != sample_rate:
         g = gcd(sample_rate, rate)
         audio = resample_poly(audio, sample_rate // g, rate // g)
-    clip = np.zeros(length)
-    clip[:min(length, audio.size)] = audio[:length]
-    return peak_normalise(clip).astype(np.float32)
+    count = max(1, audio.size // length)
+    pieces = [audio[i * length:(i + 1) * length] for i in range(count)]
+    loudest = max(float(np.sqrt(np.mean(p ** 2))) if p.size else 0.0 for p in pieces)
+    floor = loudest * 10 ** (SILENT_DB / 20)
+    clips = []
+    for piece in pieces:
+        if len(clips) == most:
+            break
+        if piece.size and float(np.sqrt(np.mean(piece ** 2))) < floor and clips:
+            continue
+        clip = np.zeros(length)
+        clip[:piece.size] = piece
+        clips.append(peak_normalise(clip).astype(np.float32))
+    return clips
 
 
 def class_folders(data_dir: Path) -> list[Path]:
@@ -74,7 +99,7 @@ def class_folders(data_dir: Path) -> list[Path]:
 
 
 def load_clips(data_dir: Path, sample_rate: int, length: int) -> ClipSet:
-    """Reads every clip of a folder-per-class data set.
+    """Reads every clip of a folder-per-class data set (long files give several clips).
 
     Args:
         data_dir: data set root.
@@ -86,8 +111,9 @@ def load_clips(data_dir: Path, sample_rate: int, length: int) -> ClipSet:
     for label, folder in enumerate(folders):
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() in AUDIO_SUFFIXES:
-                audio.append(read_clip(path, sample_rate, length))
-                labels.append(label)
+                clips = read_segments(path, sample_rate, length)
+                audio.extend(clips)
+                labels.extend([label] * len(clips))
     return ClipSet(torch.from_numpy(np.stack(audio)), torch.tensor(labels, dtype=torch.int64),
                    [f.name for f in folders])
 

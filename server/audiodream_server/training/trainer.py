@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..models import bisig
+from ..models import architectures
 from ..models.calibration import calibrate_batchnorm
 from ..models.spec import DreamableModel
 from .data import ClipSet, stratified_split
@@ -38,7 +38,7 @@ class TrainConfig:
     """Hyper-parameters.
 
     Args:
-        arch: key of `bisig.ARCHITECTURES` ("model1", "model2").
+        arch: key of `architectures.ARCHITECTURES` ("model1", "model2", "melcnn").
         epochs: passes over the training part.
         batch_size: clips per step (>= 2: BatchNorm needs two examples).
         lr: Adam's initial learning rate.
@@ -58,9 +58,9 @@ class TrainConfig:
     test_fraction: float = 0.2
 
     def validate(self) -> None:
-        if self.arch not in bisig.ARCHITECTURES:
+        if self.arch not in architectures.ARCHITECTURES:
             raise ValueError(f"unknown arch {self.arch!r}; choose one of "
-                             f"{', '.join(sorted(bisig.ARCHITECTURES))}")
+                             f"{', '.join(sorted(architectures.ARCHITECTURES))}")
         if self.epochs < 1:
             raise ValueError("epochs must be >= 1")
         if self.batch_size < 2:
@@ -121,7 +121,8 @@ def data_digest(clips: ClipSet) -> str:
     return h.hexdigest()
 
 
-def epoch_batches(indices: torch.Tensor, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+def epoch_batches(indices: torch.Tensor, batch_size: int, seed: int,
+                  epoch: int) -> list[torch.Tensor]:
     """Shuffled batches for one epoch; a last batch of one clip is dropped (BatchNorm).
 
     >>> [len(b) for b in epoch_batches(torch.arange(9), 4, seed=0, epoch=0)]
@@ -171,7 +172,7 @@ def train(config: TrainConfig, clips: ClipSet, state_path: Path, resume: bool = 
     train_idx, test_idx = stratified_split(clips.labels, config.test_fraction, config.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = bisig.ARCHITECTURES[config.arch](name=config.arch, classes=clips.classes)
+        model = architectures.ARCHITECTURES[config.arch](name=config.arch, classes=clips.classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.decay_every, config.gamma)
     run_id = {"config": config.fingerprint(), "data": data_digest(clips)}
