@@ -163,6 +163,7 @@ def test_weights_outside_the_card_folder_are_refused(saved):
 # ---- the shipped models -------------------------------------------------------------
 
 SHIPPED_MODELS = {"instruments-m1": "gm-instruments", "instruments-m2": "gm-instruments",
+                  "instruments-mel": "gm-instruments",
                   "speech-m2": "speech"}
 
 

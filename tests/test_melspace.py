@@ -80,3 +80,24 @@ def test_style_in_the_mel_domain(mel_model):
                                                  step_size=0.01), target=target,
                 target_rate=44100)
     assert np.mean(out.loss[-3:]) > np.mean(out.loss[:3])
+
+
+@pytest.fixture(scope="module")
+def shipped_mel():
+    from audiodream_server.models.catalog import build_registry
+
+    models = build_registry(pretrained=False, untrained_models=False).load(
+        torch.device("cpu"), ["instruments-mel"])
+    return models.get("instruments-mel")
+
+
+def test_shipped_mel_model_dreams_in_the_mel_domain(shipped_mel):
+    assert shipped_mel.spec.domain == "mel" and shipped_mel.spec.trained
+    x = cf(tone(2.2, 48000, channels=2))
+    assert np.array_equal(dream(x, 48000, shipped_mel, DreamParams(iterations=0)).audio, x)
+    still = dream(x, 48000, shipped_mel, DreamParams(iterations=1, step_size=0.0))
+    assert np.abs(still.audio - x).max() < 1e-5  # the STFT round trip, nothing more
+    out = dream(x, 48000, shipped_mel, DreamParams(iterations=10, step_size=0.1))
+    assert out.audio.shape == x.shape and np.isfinite(out.audio).all()
+    assert np.abs(out.audio).max() <= 1.0 and out.loss[-1] > out.loss[0]
+    assert np.abs(out.audio - x).max() > 1e-3
