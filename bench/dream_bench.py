@@ -25,7 +25,7 @@ from audiodream_server import runtime
 from audiodream_server.engine import DreamParams, dream
 from audiodream_server.engine import windows
 from audiodream_server.engine.objectives import objective
-from audiodream_server.models.registry import default_registry
+from audiodream_server.models.catalog import build_registry
 
 
 def test_signal(seconds: float, rate: int) -> np.ndarray:
@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
 
     threads = runtime.configure_threads(args.threads)
-    models = default_registry().load(runtime.pick_device("auto"))
+    models = build_registry(pretrained=False).load(runtime.pick_device("auto"))
     model = models.get()
     rate = model.spec.sample_rate
     audio = test_signal(args.seconds, rate)

@@ -23,7 +23,7 @@ import numpy as np
 
 from audiodream import Client
 from audiodream_server import runtime
-from audiodream_server.models.registry import default_registry
+from audiodream_server.models.catalog import build_registry
 from audiodream_server.service.config import ServerConfig
 from audiodream_server.service.server import create_server
 
@@ -86,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
 
     threads = runtime.configure_threads(args.threads)
-    models = default_registry().load(runtime.pick_device("auto"))
+    models = build_registry(pretrained=False).load(runtime.pick_device("auto"))
     server, port, services = create_server(ServerConfig(port=0), models)
     server.start()
     address = f"127.0.0.1:{port}"

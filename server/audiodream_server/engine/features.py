@@ -34,20 +34,19 @@ def _frames(x: np.ndarray) -> np.ndarray:
     """`[T]` -> `[F, N_FFT]` Hann-windowed frames (zero-padded to at least one frame)."""
     if x.shape[0] < N_FFT:
         x = np.pad(x, (0, N_FFT - x.shape[0]))
-    count = 1 + (x.shape[0] - N_FFT) // HOP
-    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(count)[:, None]
-    return x[idx] * np.hanning(N_FFT)[None, :]
+    frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP]
+    return frames * np.hanning(N_FFT).astype(x.dtype)[None, :]
 
 
 def features(audio: np.ndarray, sample_rate: int) -> Features:
     """Features of `[C, T]` audio, averaged over channels."""
-    per_channel = [_channel_features(ch.astype(np.float64), sample_rate) for ch in audio]
+    per_channel = [_channel_features(ch.astype(np.float32), sample_rate) for ch in audio]
     return Features(*(float(np.mean(values)) for values in zip(*per_channel, strict=True)))
 
 
 def _channel_features(x: np.ndarray, sample_rate: int) -> tuple[float, float, float, float]:
-    rms = float(np.sqrt(np.mean(x ** 2))) if x.size else 0.0
-    mag = np.abs(np.fft.rfft(_frames(x), axis=-1))
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    mag = np.abs(np.fft.rfft(_frames(x), axis=-1)).astype(np.float64)
     power = mag ** 2
     loud = power.mean(axis=-1) > SILENT_POWER
     if not loud.any():

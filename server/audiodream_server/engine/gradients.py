@@ -19,10 +19,15 @@ EPS = 1e-12
 
 def normalise(grad: torch.Tensor, mode: str) -> torch.Tensor:
     """Normalises each row of `[B, T]`; an all-zero row stays zero."""
+    length = grad.shape[-1]
     if mode == "std":
-        scale = grad.std(dim=-1, keepdim=True)
+        # The centred L2 norm: the same number as Tensor.std, at a fraction of
+        # its cost on long rows.
+        centred = grad - grad.mean(dim=-1, keepdim=True)
+        scale = torch.linalg.vector_norm(centred, dim=-1, keepdim=True) / math.sqrt(
+            max(length - 1, 1))
     elif mode == "l2":
-        scale = grad.norm(dim=-1, keepdim=True) / math.sqrt(grad.shape[-1])
+        scale = torch.linalg.vector_norm(grad, dim=-1, keepdim=True) / math.sqrt(length)
     elif mode == "mean_abs":
         scale = grad.abs().mean(dim=-1, keepdim=True)
     else:
