@@ -422,4 +422,27 @@ def test_two_objects_dream_independently_and_answer_queries(
     layers = [m for m in r.info[1] if m[0] == "layers"]
     assert layers and layers[0][1] == "model2" and "conv6" in layers[0][2:]
     assert ["layer", "conv6", "128"] in [m[:3] for m in r.info[1]]
-    assert "not supported yet" in r.stderr
+    assert "target nothing: no such array" in r.stderr
+
+
+def test_target_sound_from_an_array_steers_the_filter_rule(
+        external, server_address, tmp_path):
+    """`target ARRAY` sends the array as the stream's target sound: with it the
+    target_filter rule runs; without it the server refuses the rule in-band."""
+    args = f"-server {server_address} -model model2 -iterations 3 -step 0.2 -layer conv2"
+    change = START_MS + 2000  # "in" holds 2 s of the input by then
+    scene = Scene([args, args], seconds=4,
+                  events=[(change, 0, "update target_filter"),
+                          (change, 1, "target in"),
+                          (change + 50, 1, "update target_filter")])
+    r = scene.render(tmp_path)
+    refused = [m for m in r.info[0] if m[:2] == ["warning", "invalid_control"]]
+    assert refused and "target" in " ".join(refused[0]), r.info[0]
+    assert not [m for m in r.info[1] if m[:2] == ["warning", "invalid_control"]], r.info[1]
+    assert "no such array" not in r.stderr
+    for y in r.outs:
+        latency = int(r.last(1, "latency"))
+        settled = y[latency + RATE:]
+        assert np.abs(settled).max() <= 1.0 and np.sqrt(np.mean(settled ** 2)) > 0.02
+    tail = slice(int(3.2 * RATE), int(3.9 * RATE))  # after the change
+    assert np.abs(r.outs[0][tail] - r.outs[1][tail]).max() > 0.01

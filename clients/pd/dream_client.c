@@ -166,6 +166,10 @@ void dc_params_merge(dc_params *dst, const dc_params *src)
         memcpy(dst->mode, src->mode, sizeof(dst->mode));
     if (src->set & DC_SET_SEED)
         dst->seed = src->seed;
+    if (src->set & DC_SET_OBJECTIVE)
+        memcpy(dst->objective, src->objective, sizeof(dst->objective));
+    if (src->set & DC_SET_UPDATE)
+        memcpy(dst->update, src->update, sizeof(dst->update));
     dst->set |= src->set;
 }
 
@@ -223,6 +227,10 @@ static void params_to_pb(pb_params *out, const dc_params *p)
         PB_SET(out->msg, smoothing_coefficient, SMOOTHING_COEFFICIENT, p->smoothing);
     if (p->set & DC_SET_SEED)
         PB_SET(out->msg, seed, SEED, p->seed);
+    if ((p->set & DC_SET_OBJECTIVE) && p->objective[0])
+        out->msg.objective = (char *)p->objective;
+    if ((p->set & DC_SET_UPDATE) && p->update[0])
+        out->msg.update = (char *)p->update;
 }
 
 /* ---- the stream ----------------------------------------------------------- */
@@ -394,6 +402,41 @@ int dc_stream_send_control(dc_stream *s, const dc_params *changes, int reset)
     req.msg_case = AUDIODREAM__V1__STREAM_REQUEST__MSG_CONTROL;
     req.control = &control;
     return enqueue(s, pack_buffer(&req.base));
+}
+
+int dc_stream_send_target(dc_stream *s, const float *pcm, size_t frames, unsigned rate)
+{
+    Audiodream__V1__Control control;
+    Audiodream__V1__StreamRequest req;
+    Audiodream__V1__Audio audio;
+    int result;
+    uint8_t *bytes = (uint8_t *)malloc(frames * sizeof(float));
+    size_t i;
+    if (!bytes)
+        return -1;
+    /* float32 little-endian on the wire, whatever the host */
+    for (i = 0; i < frames; i++) {
+        uint32_t u;
+        memcpy(&u, &pcm[i], 4);
+        bytes[4 * i] = (uint8_t)u;
+        bytes[4 * i + 1] = (uint8_t)(u >> 8);
+        bytes[4 * i + 2] = (uint8_t)(u >> 16);
+        bytes[4 * i + 3] = (uint8_t)(u >> 24);
+    }
+    audiodream__v1__audio__init(&audio);
+    audio.data_case = AUDIODREAM__V1__AUDIO__DATA_PCM;
+    audio.pcm.data = bytes;
+    audio.pcm.len = frames * sizeof(float);
+    audio.sample_rate = rate;
+    audio.channels = 1;
+    audiodream__v1__control__init(&control);
+    control.target = &audio;
+    audiodream__v1__stream_request__init(&req);
+    req.msg_case = AUDIODREAM__V1__STREAM_REQUEST__MSG_CONTROL;
+    req.control = &control;
+    result = enqueue(s, pack_buffer(&req.base));
+    free(bytes);
+    return result;
 }
 
 int dc_stream_backlog(const dc_stream *s)

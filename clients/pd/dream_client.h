@@ -40,7 +40,9 @@ enum {
     DC_SET_LOWPASS = 1 << 6,
     DC_SET_SMOOTHING = 1 << 7,
     DC_SET_MODE = 1 << 8,
-    DC_SET_SEED = 1 << 9
+    DC_SET_SEED = 1 << 9,
+    DC_SET_OBJECTIVE = 1 << 10,
+    DC_SET_UPDATE = 1 << 11
 };
 
 /* The dream parameters a host changes live (a subset of DreamParams). */
@@ -57,6 +59,8 @@ typedef struct dc_params {
     float smoothing;             /* cascade Gaussian coefficient, 0..10 */
     char mode[16];               /* "process" or "generate" */
     uint64_t seed;
+    char objective[24];          /* "activation", "mean", "style", ... */
+    char update[24];             /* "add", "hardcut", "target_filter", ... */
 } dc_params;
 
 /* Copies the fields set in `src` over `dst` (a control applied to a config). */
@@ -107,6 +111,10 @@ int dc_stream_send_audio(dc_stream *s, uint64_t seq, const float *pcm, size_t fr
 /* Queues a Control with the fields set in `changes` (may be NULL) and an
  * optional state reset. Returns -1 when it cannot be queued. */
 int dc_stream_send_control(dc_stream *s, const dc_params *changes, int reset);
+
+/* Queues a Control carrying a target sound: `frames` mono samples at `rate` Hz
+ * (objectives "style"/"target_features" and the "target_filter" update). */
+int dc_stream_send_target(dc_stream *s, const float *pcm, size_t frames, unsigned rate);
 
 /* Messages queued but not yet handed to the transport. */
 int dc_stream_backlog(const dc_stream *s);

@@ -119,6 +119,10 @@ typedef struct _dream {
     dc_params x_params;             /* everything in force (for a new stream) */
     dc_params x_changes;            /* not yet sent as a Control */
     int x_reset;
+    float *x_tsound;                /* the target sound (`target ARRAY`), mono */
+    size_t x_tsound_len;
+    unsigned x_tsound_rate;
+    int x_tsound_dirty;             /* not yet sent on the current stream */
     char x_query_model[DC_NAME];
     dream_line *x_lines, **x_lines_tail;
     int x_nlines;
@@ -259,6 +263,29 @@ static int worker_requests(t_dream *x, dc_params *changes, int *reset, int *quer
     return keep;
 }
 
+/* Sends the target sound if it changed (a copy, so Pd may replace it meanwhile). */
+static void worker_target(t_dream *x, dc_stream *s)
+{
+    float *copy = NULL;
+    size_t n = 0;
+    unsigned rate = 0;
+    pthread_mutex_lock(&x->x_mutex);
+    if (x->x_tsound_dirty && x->x_tsound) {
+        copy = (float *)malloc(x->x_tsound_len * sizeof(float));
+        if (copy) {
+            memcpy(copy, x->x_tsound, x->x_tsound_len * sizeof(float));
+            n = x->x_tsound_len;
+            rate = x->x_tsound_rate;
+            x->x_tsound_dirty = 0;
+        }
+    }
+    pthread_mutex_unlock(&x->x_mutex);
+    if (copy) {
+        dc_stream_send_target(s, copy, n, rate);
+        free(copy);
+    }
+}
+
 /* Runs one stream until it is asked to stop or fails; why is set on failure. */
 static int worker_stream(t_dream *x, const dream_setup *su, char *why, size_t whylen)
 {
@@ -329,10 +356,14 @@ static int worker_stream(t_dream *x, const dream_setup *su, char *why, size_t wh
     atomic_store(&x->x_link, LINK_ARM);   /* perform clears the rings, then ON */
     last_reply = rtt_since = dc_now();
 
+    pthread_mutex_lock(&x->x_mutex);
+    x->x_tsound_dirty = x->x_tsound != NULL;   /* a new stream needs it again */
+    pthread_mutex_unlock(&x->x_mutex);
     while (worker_requests(x, &changes, &reset, &queries, model, target)) {
         double now;
         if (changes.set || reset)
             dc_stream_send_control(s, &changes, reset);
+        worker_target(x, s);
         if (queries)
             worker_queries(x, queries, model, target);
         if (atomic_load(&x->x_link) == LINK_ON) {
@@ -634,6 +665,26 @@ DREAM_SETTER(dream_lowpass, DC_SET_LOWPASS, lowpass_hz, float, 0, 1e6, "lowpass"
 DREAM_SETTER(dream_smoothing, DC_SET_SMOOTHING, smoothing, float, 0, 10, "smoothing")
 DREAM_SETTER(dream_seed, DC_SET_SEED, seed, uint64_t, 0, 4294967295.0, "seed")
 
+/* `objective NAME` and `update NAME`: the server checks the name and answers an
+ * unknown one with a warning on the info outlet; the stream goes on. */
+static void dream_objective(t_dream *x, t_symbol *name)
+{
+    dc_params p;
+    memset(&p, 0, sizeof(p));
+    snprintf(p.objective, sizeof(p.objective), "%s", name->s_name);
+    p.set = DC_SET_OBJECTIVE;
+    dream_change(x, &p);
+}
+
+static void dream_update(t_dream *x, t_symbol *name)
+{
+    dc_params p;
+    memset(&p, 0, sizeof(p));
+    snprintf(p.update, sizeof(p.update), "%s", name->s_name);
+    p.set = DC_SET_UPDATE;
+    dream_change(x, &p);
+}
+
 static void dream_mode(t_dream *x, t_symbol *mode)
 {
     dc_params p;
@@ -649,9 +700,35 @@ static void dream_mode(t_dream *x, t_symbol *mode)
 
 static void dream_target(t_dream *x, t_symbol *array)
 {
-    /* The server's StreamDream does not dream toward a target sound yet
-     * (target objectives are offline-only); say so instead of pretending. */
-    pd_error(x, "dream~: target %s: not supported yet by the server's streaming", array->s_name);
+    /* Copy the array now, in Pd's thread: the worker sends the copy as a
+     * Control, and again whenever the stream is reopened. */
+    t_garray *a = (t_garray *)pd_findbyclass(array, garray_class);
+    t_word *vec;
+    int n, i;
+    float *buf;
+    if (!a) {
+        pd_error(x, "dream~: target %s: no such array", array->s_name);
+        return;
+    }
+    if (!garray_getfloatwords(a, &n, &vec) || n < 1) {
+        pd_error(x, "dream~: target %s: not a float array, or empty", array->s_name);
+        return;
+    }
+    if (!(buf = (float *)malloc((size_t)n * sizeof(float)))) {
+        pd_error(x, "dream~: target %s: out of memory", array->s_name);
+        return;
+    }
+    for (i = 0; i < n; i++)
+        buf[i] = vec[i].w_float;
+    pthread_mutex_lock(&x->x_mutex);
+    free(x->x_tsound);
+    x->x_tsound = buf;
+    x->x_tsound_len = (size_t)n;
+    x->x_tsound_rate = x->x_rate ? x->x_rate : (unsigned)sys_getsr();
+    x->x_tsound_dirty = 1;
+    x->x_req |= REQ_PARAMS;
+    pthread_cond_signal(&x->x_cond);
+    pthread_mutex_unlock(&x->x_mutex);
 }
 
 static void dream_reset(t_dream *x)
@@ -943,6 +1020,7 @@ static void dream_free(t_dream *x)
     }
     pthread_mutex_destroy(&x->x_mutex);
     pthread_cond_destroy(&x->x_cond);
+    free(x->x_tsound);
     dream_ring_free(&x->x_in);
     dream_ring_free(&x->x_out);
 }
@@ -1047,6 +1125,8 @@ void dream_tilde_setup(void)
     class_addmethod(dream_class, (t_method)dream_seed, gensym("seed"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_mode, gensym("mode"), A_SYMBOL, 0);
     class_addmethod(dream_class, (t_method)dream_target, gensym("target"), A_SYMBOL, 0);
+    class_addmethod(dream_class, (t_method)dream_objective, gensym("objective"), A_SYMBOL, 0);
+    class_addmethod(dream_class, (t_method)dream_update, gensym("update"), A_SYMBOL, 0);
     class_addmethod(dream_class, (t_method)dream_block, gensym("block"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_preroll, gensym("preroll"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_reset, gensym("reset"), 0);
