@@ -667,22 +667,24 @@ DREAM_SETTER(dream_seed, DC_SET_SEED, seed, uint64_t, 0, 4294967295.0, "seed")
 
 /* `objective NAME` and `update NAME`: the server checks the name and answers an
  * unknown one with a warning on the info outlet; the stream goes on. */
-static void dream_objective(t_dream *x, t_symbol *name)
+static void dream_choice(t_dream *x, unsigned bit, t_symbol *name)
 {
     dc_params p;
     memset(&p, 0, sizeof(p));
-    snprintf(p.objective, sizeof(p.objective), "%s", name->s_name);
-    p.set = DC_SET_OBJECTIVE;
+    snprintf(bit == DC_SET_OBJECTIVE ? p.objective : p.update, sizeof(p.update), "%s",
+             name->s_name);
+    p.set = bit;
     dream_change(x, &p);
+}
+
+static void dream_objective(t_dream *x, t_symbol *name)
+{
+    dream_choice(x, DC_SET_OBJECTIVE, name);
 }
 
 static void dream_update(t_dream *x, t_symbol *name)
 {
-    dc_params p;
-    memset(&p, 0, sizeof(p));
-    snprintf(p.update, sizeof(p.update), "%s", name->s_name);
-    p.set = DC_SET_UPDATE;
-    dream_change(x, &p);
+    dream_choice(x, DC_SET_UPDATE, name);
 }
 
 static void dream_mode(t_dream *x, t_symbol *mode)
