@@ -35,7 +35,7 @@ def validate_card(card: dict, source: str = "model card") -> None:
     >>> validate_card({"name": "m", "arch": "model9", "sample_rate": 44100, "classes": ["a"]})
     Traceback (most recent call last):
     ...
-    ValueError: model card: unknown arch 'model9'; known: model1, model2
+    ValueError: model card: unknown arch 'model9'; known: melcnn, model1, model2
     """
     if not isinstance(card, dict):
         raise ValueError(f"{source}: expected a JSON object, got {type(card).__name__}")
