@@ -83,7 +83,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=60)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--rate", type=int, default=48000, help="client rate, Hz [48000]")
     args = parser.parse_args()
+    global RATE
+    RATE = args.rate
 
     threads = runtime.configure_threads(args.threads)
     models = build_registry(pretrained=False).load(runtime.pick_device("auto"))
