@@ -40,6 +40,8 @@ class Group:
         iteration, iterations: position in the schedule (smoothing sigma grows).
         shift: per-item circular shift in samples, or None.
         target: the target sound's items `[b, T]`, when the request has one.
+        refs: the target's (and original's) activations, when the caller
+            computed them once for all iterations (possible without shifts).
     """
 
     x: torch.Tensor
@@ -49,6 +51,7 @@ class Group:
     iterations: int
     shift: torch.Tensor | None = None
     target: torch.Tensor | None = None
+    refs: References | None = None
 
 
 def roll(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -76,8 +79,9 @@ def step(model: LoadedModel, groups: list[Group]) -> list[tuple[torch.Tensor, to
         values, start = [], 0
         for g in groups:
             part = slice(start, start + len(g.x))
+            refs = g.refs if g.refs is not None else references(model, g)
             values.append(objective({n: a[part] for n, a in acts.items()}, g.params, logits,
-                                    references(model, g)))
+                                    refs))
             start += len(g.x)
         (grad,) = torch.autograd.grad(torch.cat(values).sum(), x)
 

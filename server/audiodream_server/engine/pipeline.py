@@ -38,7 +38,7 @@ from ..errors import Cancelled, InvalidArgument, ResourceExhausted
 from ..models.registry import LoadedModel
 from . import audio as audio_io
 from . import melspace, windows
-from .ascent import Group, step
+from .ascent import Group, references, step
 from .features import Features, features
 from .initial import initial_signal
 from .params import DreamParams, Limits, DEFAULT_LIMITS
@@ -176,9 +176,13 @@ class _Ascent:
     def _waveform_batch(self, x: torch.Tensor, x0: torch.Tensor, shifts: torch.Tensor | None,
                         target: torch.Tensor | None, report) -> torch.Tensor:
         p = self.params
+        # Unshifted, the target's activations are the same at every iteration.
+        refs = None if shifts is not None else references(
+            self.model, Group(x, x0, p, 0, p.iterations, None, target))
         for i in range(p.iterations):
             shift = shifts[i].to(x.device) if shifts is not None else None
-            ((x, value),) = step(self.model, [Group(x, x0, p, i, p.iterations, shift, target)])
+            ((x, value),) = step(self.model, [Group(x, x0, p, i, p.iterations, shift, target,
+                                                    refs)])
             report(i, value)
         return x
 
