@@ -27,7 +27,7 @@ from audiodream_server.models.catalog import build_registry
 from audiodream_server.service.config import ServerConfig
 from audiodream_server.service.server import create_server
 
-RATE, BLOCK = 48000, 2048
+RATE, BLOCK, WINDOW = 48000, 2048, 0
 
 
 def signal(blocks: int, seed: int = 0) -> list[np.ndarray]:
@@ -41,7 +41,7 @@ def ping_pong(address: str, blocks: list[np.ndarray], iterations: int) -> dict:
     """One block in flight at a time; returns server and round-trip seconds per block."""
     rtts = []
     with Client(address) as c, c.stream(RATE, 1, BLOCK, iterations=iterations,
-                                        offline=True) as s:
+                                        offline=True, window=WINDOW) as s:
         for block in blocks:
             start = time.perf_counter()
             s.send(block)
@@ -60,7 +60,7 @@ def concurrent(address: str, streams: int, blocks: int, iterations: int) -> floa
     def run(k):
         data = signal(blocks, seed=k)
         with Client(address) as c, c.stream(RATE, 1, BLOCK, iterations=iterations,
-                                            offline=True) as s:
+                                            offline=True, window=WINDOW) as s:
             s.send(data[0])
             s.receive()
             barrier.wait()
@@ -84,9 +84,11 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=60)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--rate", type=int, default=48000, help="client rate, Hz [48000]")
+    parser.add_argument("--window", type=int, default=0,
+                        help="context frames per block [0 = the model's window]")
     args = parser.parse_args()
-    global RATE
-    RATE = args.rate
+    global RATE, WINDOW
+    RATE, WINDOW = args.rate, args.window
 
     threads = runtime.configure_threads(args.threads)
     models = build_registry(pretrained=False).load(runtime.pick_device("auto"))
@@ -95,7 +97,8 @@ def main() -> None:
     address = f"127.0.0.1:{port}"
     block_seconds = BLOCK / RATE
     print(f"model {models.default} on {next(iter(models)).device}, {threads} threads; "
-          f"{RATE} Hz mono, block {BLOCK} ({block_seconds * 1e3:.1f} ms)")
+          f"{RATE} Hz mono, block {BLOCK} ({block_seconds * 1e3:.1f} ms), "
+          f"context {WINDOW or 'the model window'}")
     try:
         idle = ping_pong(address, signal(args.blocks), 0)
         print(f"transport (K=0): round trip {idle['rtt'] * 1e3:.2f} ms per block, "

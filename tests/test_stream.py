@@ -311,3 +311,40 @@ def test_a_slow_step_does_not_keep_later_blocks_at_zero_iterations(default_model
         assert runs[0] == 0 and runs[-1] > 0
     finally:
         scheduler.close()
+
+
+def test_a_shorter_context_window_keeps_the_timing_contract(address):
+    """Half a second of context instead of the model's second: same latency, dreams."""
+    x = tone(3.0, 48000)[:, 0]
+    s, outputs = run_stream(address, x, iterations=0, window=24000)
+    assert s.ready.config.window == 24000
+    y = np.concatenate(outputs)
+    assert np.array_equal(y[s.latency:], x[: len(y) - s.latency])
+    s, outputs = run_stream(address, x, iterations=3, step_size=0.05, window=24000,
+                            offline=True)
+    y = np.concatenate(outputs)
+    assert np.abs(y).max() <= 1.0 and np.abs(y[s.latency:] - x[: len(y) - s.latency]).max() > 0.01
+
+
+def test_a_context_the_model_cannot_take_is_refused(models):
+    from audiodream_server.models.calibration import calibrate_batchnorm, calibration_audio
+    from audiodream_server.models.melcnn import MelCNN
+    from audiodream_server.models.registry import LoadedModel, ResidentModels
+
+    torch_module = MelCNN("mel-test", ["a", "b"])
+    calibrate_batchnorm(torch_module, calibration_audio(4, 44100, 44100))
+    torch_module.eval().requires_grad_(False)
+    import torch
+
+    resident = ResidentModels({"mel-test": LoadedModel(torch_module, torch.device("cpu"))},
+                              "mel-test")
+    server, address = start_server(resident)
+    try:
+        with Client(address) as c:
+            with pytest.raises(ServerError) as info:  # 4096 samples: 9 frames, 4 poolings
+                c.stream(44100, 1, 2048, window=4096)
+            assert info.value.code == "OUT_OF_RANGE" and "window" in info.value.message
+            with c.stream(44100, 1, 2048, window=22050, iterations=1) as s:  # long enough
+                assert s.ready.config.window == 22050
+    finally:
+        server.stop(None)

@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 
 from audiodream.v1 import audiodream_pb2 as pb
 
 from ..engine.params import DreamParams, Limits
-from ..errors import DreamError, InvalidArgument
+from ..errors import DreamError, InvalidArgument, OutOfRange
 from ..models.registry import ResidentModels
 from ..stream import STREAM_DEFAULTS, StreamHub, StreamSession, StreamSettings
 from ..stream.settings import MODES
@@ -78,7 +79,9 @@ class StreamCall:
     def _session(self, params: DreamParams, settings: StreamSettings) -> StreamSession:
         model = self.models.get(params.model)
         params = params.validate(self.limits).resolve(model.spec)
-        return StreamSession(settings.resolve(model.spec, self.limits), params, model)
+        session = StreamSession(settings.resolve(model.spec, self.limits), params, model)
+        _check_short_window(session)
+        return session
 
     def _ready(self, session: StreamSession) -> pb.StreamResponse:
         return convert.stream_ready(session.settings, session.params, session.model,
@@ -153,6 +156,21 @@ class StreamCall:
             max_block_seconds=float(np.max(period.seconds)),
             real_time_factor=mean / block_seconds, late_blocks=self.late,
             iterations_run=float(np.mean(period.iterations))))
+
+
+def _check_short_window(session: StreamSession) -> None:
+    """A fixed-window model given a shorter context must still compute its layers."""
+    spec = session.model.spec
+    if not spec.fixed_input_samples or session.window_samples == spec.fixed_input_samples:
+        return
+    try:
+        with torch.no_grad():
+            session.model.module.features(
+                torch.zeros(1, session.window_samples, device=session.model.device),
+                spec.layer_names)
+    except Exception as exc:  # noqa: BLE001 - any failure means "too short for it"
+        raise OutOfRange(f"model {spec.name} cannot dream a {session.settings.window}-frame "
+                         f"context ({exc}); use window 0 (its own window)") from None
 
 
 def _check_target(session: StreamSession, params: DreamParams) -> None:

@@ -105,9 +105,12 @@ class StreamSession:
 
     @property
     def window_samples(self) -> int:
-        """Model samples per dreamed window."""
-        return self.model.spec.fixed_input_samples or math.ceil(
-            self.settings.window * self.model.spec.sample_rate / self.settings.sample_rate)
+        """Model samples per dreamed window (the model's own, unless a shorter context)."""
+        spec = self.model.spec
+        natural = round(spec.fixed_input_samples * self.settings.sample_rate / spec.sample_rate)
+        if spec.fixed_input_samples and self.settings.window == natural:
+            return spec.fixed_input_samples
+        return math.ceil(self.settings.window * spec.sample_rate / self.settings.sample_rate)
 
     def reset(self) -> None:
         """Forgets everything heard and dreamed; the stream goes on from silence."""

@@ -23,7 +23,9 @@ class StreamSettings:
     Attributes:
         sample_rate, channels: the client's audio format.
         block_size: frames per chunk, in and out.
-        window: context dreamed each block (0 = the model's window).
+        window: context dreamed each block (0 = the model's window). Shorter
+            contexts cost proportionally less; a fixed-window model must accept
+            them (checked when the stream opens).
         mode: "process" (dream the input) or "generate" (free-running).
         delay: output delay = reported latency (0 = block_size).
         offline: never drop iterations to keep up with real time.
@@ -46,18 +48,17 @@ class StreamSettings:
             raise OutOfRange(f"block_size must be in {MIN_BLOCK}..{MAX_BLOCK} frames, "
                              f"got {self.block_size}")
         if spec.fixed_input_samples:
-            # The model hears exactly its own window; the context must last as long.
+            # A fixed-window model hears at most its own window.
             natural = round(spec.fixed_input_samples * self.sample_rate / spec.sample_rate)
-            if self.window not in (0, natural):
-                raise OutOfRange(f"model {spec.name} takes fixed windows: window must be 0 or "
-                                 f"{natural} frames at {self.sample_rate} Hz, got {self.window}")
+            longest = natural
         else:
             natural = self.sample_rate
+            longest = int(MAX_WINDOW_SECONDS * self.sample_rate)
         window = self.window or natural
-        longest = int(MAX_WINDOW_SECONDS * self.sample_rate)
         if not 2 * self.block_size <= window <= longest:
             raise OutOfRange(f"window must be in {2 * self.block_size}..{longest} frames "
-                             f"(2 blocks .. {MAX_WINDOW_SECONDS:g} s), got {window}")
+                             f"(2 blocks .. the model's window or {MAX_WINDOW_SECONDS:g} s), "
+                             f"got {window}")
         delay = self.delay or self.block_size
         if not self.block_size <= delay <= window - self.block_size:
             raise OutOfRange(f"delay must be in {self.block_size}..{window - self.block_size} "
