@@ -65,6 +65,8 @@ def get_parser() -> argparse.ArgumentParser:
     stream.add_argument("--block", type=int, default=2048, help="frames per block [2048]")
     stream.add_argument("--mode", default="process", help="process or generate [process]")
     stream.add_argument("--delay", type=int, default=0, help="output delay, frames [one block]")
+    stream.add_argument("--window", type=int, default=0,
+                        help="context frames dreamed per block [0 = the model's window]")
     stream.add_argument("--realtime", action="store_true",
                         help="send blocks at the pace of the audio, as a live input")
     return parser
@@ -216,9 +218,9 @@ def cmd_stream(args) -> int:
 
     with _client(args) as client:
         summary = stream_file(client, args.input, args.output, block=args.block, mode=args.mode,
-                              delay=args.delay, realtime=args.realtime, model=args.model,
-                              layers=args.layer, target=args.target, quiet=args.quiet,
-                              **_dream_params(args))
+                              delay=args.delay, window=args.window,
+                              realtime=args.realtime, model=args.model, layers=args.layer,
+                              target=args.target, quiet=args.quiet, **_dream_params(args))
     if not args.quiet:
         print_stream_summary(summary, args.output)
     return 0

@@ -89,7 +89,7 @@ def print_dream_summary(out: DreamOutput, path: str) -> None:
 
 
 def stream_file(client, source: str, destination: str, *, block: int, mode: str, delay: int,
-                realtime: bool, model: str, layers, quiet: bool, target=None,
+                window: int, realtime: bool, model: str, layers, quiet: bool, target=None,
                 **params) -> dict:
     """Streams a sound file through StreamDream and writes the result, latency removed.
 
@@ -101,7 +101,7 @@ def stream_file(client, source: str, destination: str, *, block: int, mode: str,
     frames, channels = audio.shape
     start = time.perf_counter()
     with client.stream(rate, channels, block, model=model, layers=layers, mode=mode,
-                       delay=delay, target=target, **params) as stream:
+                       delay=delay, window=window, target=target, **params) as stream:
         latency = stream.latency
         total = -(-(frames + latency) // block) * block
         padded = np.zeros((total, channels), np.float32)
