@@ -4,10 +4,11 @@ Audio is numpy in the soundfile layout: `[T]` (mono) or `[T, C]`, float32, with
 its rate in Hz; or a path / the bytes of a sound file. Results come back in the
 layout they went in. Server errors raise `ServerError` with the gRPC status name.
 
->>> import numpy as np
->>> from audiodream import Client                           # doctest: +SKIP
->>> with Client("127.0.0.1:50051") as c:                    # doctest: +SKIP
-...     out = c.dream(np.zeros(44100, np.float32), 44100, layers=["conv3:1,2@0.5"])
+Example (needs a running server)::
+
+    with Client("127.0.0.1:50051") as c:
+        out = c.dream(samples, 44100, layers=["conv3:1,2@0.5"], iterations=20)
+        print(out.loss[-1], out.output_features)
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Client side of StreamDream: blocks in, dreamed blocks out, live parameter changes.
 
->>> with Client(address) as c:                                       # doctest: +SKIP
-...     with c.stream(sample_rate=48000, block_size=2048, iterations=4) as s:
-...         for out in s.process(blocks, realtime=True):
-...             play(out)
-...         s.control(step_size=0.05, layers=["conv5"])
+Example (needs a running server)::
+
+    with Client(address) as c, c.stream(48000, block_size=2048, iterations=4) as s:
+        for out in s.process(blocks, realtime=True):
+            play(out)
+        s.control(step_size=0.05, layers=["conv5"])
 """
 
 from __future__ import annotations
