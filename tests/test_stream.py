@@ -298,7 +298,7 @@ def test_a_slow_step_does_not_keep_later_blocks_at_zero_iterations(default_model
 
     scheduler = StreamScheduler(default_model)
     try:
-        scheduler._iteration_seconds = 10.0  # as if one step had taken ten seconds
+        scheduler._iteration_seconds = 10.0 / 44100  # as if a 1 s step had taken 10 s
         params = DreamParams(iterations=2).resolve(default_model.spec)
         runs = []
         for _ in range(40):
@@ -348,3 +348,41 @@ def test_a_context_the_model_cannot_take_is_refused(models):
                 assert s.ready.config.window == 22050
     finally:
         server.stop(None)
+
+
+def test_streams_with_different_contexts_share_a_model(address):
+    """Batching stacks only equal context lengths; both streams come through."""
+    x = tone(2.0, 48000)[:, 0]
+    results = {}
+
+    def run(window):
+        results[window] = run_stream(address, x, iterations=2, window=window, offline=True)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in (0, 24000)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for s, outputs in results.values():
+        assert len(outputs) == len(x) // B and not s.warnings
+    assert set(results) == {0, 24000}
+
+
+def test_one_batch_may_hold_jobs_of_different_context_lengths(default_model):
+    """Jobs that are due together but differ in length run side by side, not stacked."""
+    import torch
+
+    from audiodream_server.engine import DreamParams
+    from audiodream_server.stream.scheduler import StreamScheduler
+    from audiodream_server.stream.session import Job
+
+    scheduler = StreamScheduler(default_model)
+    try:
+        params = DreamParams(iterations=2).resolve(default_model.spec)
+        jobs = [Job(x=torch.zeros(1, n), x0=torch.zeros(1, n), params=params, iterations=2,
+                    shifts=None, deadline=float("inf")) for n in (44100, 22050, 44100)]
+        scheduler._ascend([(job, None, 0.04) for job in jobs])
+        assert [job.iterations_run for job in jobs] == [2, 2, 2]
+        assert [job.x.shape[-1] for job in jobs] == [44100, 22050, 44100]
+    finally:
+        scheduler.close()

@@ -39,7 +39,7 @@ class StreamScheduler:
         self.model = model
         self.max_items = max_items
         self._queue: queue.Queue = queue.Queue()
-        self._iteration_seconds = 0.0  # running estimate for one batched step
+        self._iteration_seconds = 0.0  # running estimate of one step, per sample
         self.largest_batch = 0  # most streams ever stepped together (for stats and tests)
         self._thread = threading.Thread(target=self._run, name=f"stream-{model.spec.name}",
                                         daemon=True)
@@ -96,7 +96,7 @@ class StreamScheduler:
             wanting = [(job, block) for job, _, block in batch
                        if job.iterations_run < job.iterations]
             # One more step costs about this much for everyone still wanting one.
-            cost = self._iteration_seconds * sum(len(job.x) for job, _ in wanting)
+            cost = self._iteration_seconds * sum(job.x.numel() for job, _ in wanting)
             ready_by = time.perf_counter() + cost
             active = [job for job, block in wanting if self._affordable(job, ready_by, block)]
             if not active:
@@ -106,18 +106,20 @@ class StreamScheduler:
                     self._iteration_seconds *= DECAY
                 return
             self.largest_batch = max(self.largest_batch, len(active))
-            groups = [Group(job.x, job.x0, job.params, i, job.iterations,
-                            job.shifts[i].to(job.x.device) if job.shifts is not None else None,
-                            job.target)
-                      for job in active]
             start = time.perf_counter()
-            results = step(self.model, groups)
+            done = []
+            for same in _by_length(active):  # one pass per context length
+                groups = [Group(job.x, job.x0, job.params, i, job.iterations,
+                                job.shifts[i].to(job.x.device) if job.shifts is not None
+                                else None, job.target)
+                          for job in same]
+                done.extend(zip(same, step(self.model, groups), strict=True))
             spent = time.perf_counter() - start
-            # Cost grows with the batch: keep a per-item estimate.
-            per_item = spent / sum(len(job.x) for job in active)
-            self._iteration_seconds = per_item if not self._iteration_seconds else \
-                0.7 * self._iteration_seconds + 0.3 * per_item
-            for job, (x, value) in zip(active, results, strict=True):
+            # Cost grows with the samples in the batch: keep a per-sample estimate.
+            per_sample = spent / sum(job.x.numel() for job in active)
+            self._iteration_seconds = per_sample if not self._iteration_seconds else \
+                0.7 * self._iteration_seconds + 0.3 * per_sample
+            for job, (x, value) in done:
                 job.x = x
                 job.iterations_run += 1
                 job.loss.append(float(value.mean()))
@@ -125,3 +127,11 @@ class StreamScheduler:
     @staticmethod
     def _affordable(job: Job, ready_by: float, block_seconds: float) -> bool:
         return math.isinf(job.deadline) or ready_by <= job.deadline - SAFETY * block_seconds
+
+
+def _by_length(jobs: list[Job]) -> list[list[Job]]:
+    """Jobs grouped by context length (only equal lengths stack into one batch)."""
+    groups: dict[int, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.x.shape[-1], []).append(job)
+    return list(groups.values())
