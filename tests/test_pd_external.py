@@ -446,3 +446,30 @@ def test_target_sound_from_an_array_steers_the_filter_rule(
         assert np.abs(settled).max() <= 1.0 and np.sqrt(np.mean(settled ** 2)) > 0.02
     tail = slice(int(3.2 * RATE), int(3.9 * RATE))  # after the change
     assert np.abs(r.outs[0][tail] - r.outs[1][tail]).max() > 0.01
+
+
+def test_window_reopens_the_stream_with_a_shorter_context(external, server_address, tmp_path):
+    """`window N` asks the server for a shorter context (cheaper); one it refuses is
+    reported and the object keeps trying; the timing contract holds either way."""
+    args = f"-server {server_address} -model model2 -iterations 0 -mix 1"
+    scene = Scene([args, args], seconds=3,
+                  events=[(300, 0, "window 22050"), (300, 1, "window 100")])
+    r = scene.render(tmp_path)
+    assert r.states(0)[-1] == "connected"
+    latency = int(r.last(0, "latency"))
+    y = r.outs[0]
+    np.testing.assert_array_equal(y[latency:], r.x[: len(y) - latency])
+    assert "OUT_OF_RANGE" in r.stderr and "window must be in" in r.stderr
+    assert r.states(1)[-1] != "connected"
+
+
+def test_help_patch_loads_without_errors(external):
+    """Every box of dream~-help.pd is something Pd can create (a stray ';' in a
+    comment, for one, would turn the rest into a message to nowhere)."""
+    done = subprocess.run(["pd", "-nogui", "-nosound", "-noprefs", "-stderr", "-path",
+                           str(PD_DIR), "-open", str(PD_DIR / "dream~-help.pd"),
+                           "-send", "pd quit"], capture_output=True, text=True, timeout=60)
+    problems = [line for line in done.stderr.splitlines()
+                if "error" in line.lower() or "no such object" in line
+                or "couldn't create" in line]
+    assert not problems, done.stderr

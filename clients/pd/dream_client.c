@@ -170,6 +170,8 @@ void dc_params_merge(dc_params *dst, const dc_params *src)
         memcpy(dst->objective, src->objective, sizeof(dst->objective));
     if (src->set & DC_SET_UPDATE)
         memcpy(dst->update, src->update, sizeof(dst->update));
+    if (src->set & DC_SET_WINDOW)
+        dst->window = src->window;
     dst->set |= src->set;
 }
 
@@ -323,6 +325,8 @@ dc_stream *dc_stream_open(const char *target, unsigned sample_rate,
     config.sample_rate = sample_rate;
     config.channels = 1;
     config.block_size = block_size;
+    if (params && (params->set & DC_SET_WINDOW))
+        config.window = params->window;
     if (params && (params->set & DC_SET_MODE))
         config.mode = (char *)params->mode;
     audiodream__v1__stream_request__init(&req);

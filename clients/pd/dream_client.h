@@ -42,7 +42,8 @@ enum {
     DC_SET_MODE = 1 << 8,
     DC_SET_SEED = 1 << 9,
     DC_SET_OBJECTIVE = 1 << 10,
-    DC_SET_UPDATE = 1 << 11
+    DC_SET_UPDATE = 1 << 11,
+    DC_SET_WINDOW = 1 << 12
 };
 
 /* The dream parameters a host changes live (a subset of DreamParams). */
@@ -61,6 +62,7 @@ typedef struct dc_params {
     uint64_t seed;
     char objective[24];          /* "activation", "mean", "style", ... */
     char update[24];             /* "add", "hardcut", "target_filter", ... */
+    unsigned window;             /* context frames per block, 0 = the model's (opens only) */
 } dc_params;
 
 /* Copies the fields set in `src` over `dst` (a control applied to a config). */

@@ -754,6 +754,21 @@ static void dream_block(t_dream *x, t_floatarg f)
     pthread_mutex_unlock(&x->x_mutex);
 }
 
+/* `window N`: frames of context the server dreams per block (0 = the model's
+ * own window). Shorter is cheaper; it is fixed per stream, so this reopens. */
+static void dream_window(t_dream *x, t_floatarg f)
+{
+    unsigned w = (unsigned)clampf("window", f, 0, 480000);
+    pthread_mutex_lock(&x->x_mutex);
+    if (w != x->x_params.window || !(x->x_params.set & DC_SET_WINDOW)) {
+        x->x_params.window = w;
+        x->x_params.set |= DC_SET_WINDOW;
+        x->x_req |= REQ_RESTART;
+        pthread_cond_signal(&x->x_cond);
+    }
+    pthread_mutex_unlock(&x->x_mutex);
+}
+
 static void dream_preroll(t_dream *x, t_floatarg f)
 {
     unsigned p = (unsigned)clampf("preroll", f, 0, MAX_PREROLL);
@@ -1128,6 +1143,7 @@ void dream_tilde_setup(void)
     class_addmethod(dream_class, (t_method)dream_mode, gensym("mode"), A_SYMBOL, 0);
     class_addmethod(dream_class, (t_method)dream_target, gensym("target"), A_SYMBOL, 0);
     class_addmethod(dream_class, (t_method)dream_objective, gensym("objective"), A_SYMBOL, 0);
+    class_addmethod(dream_class, (t_method)dream_window, gensym("window"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_update, gensym("update"), A_SYMBOL, 0);
     class_addmethod(dream_class, (t_method)dream_block, gensym("block"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_preroll, gensym("preroll"), A_FLOAT, 0);
