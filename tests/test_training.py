@@ -210,3 +210,15 @@ def test_long_recordings_are_cut_into_one_second_clips_without_silence(tmp_path)
     short = tmp_path / "short.wav"
     sf.write(short, tone[: rate // 4], rate)
     assert len(read_segments(short, 44100, 44100)) == 1
+
+
+def test_clips_of_one_recording_stay_on_one_side_of_the_split():
+    labels = torch.tensor([0] * 12 + [1] * 12)
+    groups = torch.tensor([k // 3 for k in range(24)])  # 8 files of 3 clips each
+    train, test = stratified_split(labels, 0.25, seed=1, groups=groups)
+    train_files, test_files = set(groups[train].tolist()), set(groups[test].tolist())
+    assert train_files.isdisjoint(test_files) and len(test_files) == 2  # one per class
+    # One clip per file: exactly the clip-level split.
+    single = stratified_split(labels, 0.25, seed=1, groups=torch.arange(24))
+    plain = stratified_split(labels, 0.25, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(single, plain, strict=True))

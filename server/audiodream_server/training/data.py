@@ -28,11 +28,14 @@ class ClipSet:
         audio: `[N, T]` float32, each clip's peak 1 (or all zeros).
         labels: `[N]` int64 class indices.
         classes: class names, index = label.
+        groups: `[N]` int64 source-file index of each clip (None = one file each),
+            so the clips of one recording stay on one side of the split.
     """
 
     audio: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
+    groups: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.numel())
@@ -107,24 +110,29 @@ def load_clips(data_dir: Path, sample_rate: int, length: int) -> ClipSet:
         length: samples per clip (the model window).
     """
     folders = class_folders(data_dir)
-    audio, labels = [], []
+    audio, labels, groups = [], [], []
+    files = 0
     for label, folder in enumerate(folders):
         for path in sorted(folder.iterdir()):
             if path.suffix.lower() in AUDIO_SUFFIXES:
                 clips = read_segments(path, sample_rate, length)
                 audio.extend(clips)
                 labels.extend([label] * len(clips))
+                groups.extend([files] * len(clips))
+                files += 1
     return ClipSet(torch.from_numpy(np.stack(audio)), torch.tensor(labels, dtype=torch.int64),
-                   [f.name for f in folders])
+                   [f.name for f in folders], torch.tensor(groups, dtype=torch.int64))
 
 
-def stratified_split(labels: torch.Tensor, test_fraction: float,
-                     seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int,
+                     groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded train/test indices with `test_fraction` of every class held out.
 
     Splitting per class keeps every class in both parts even when it has few
     clips (a plain 80/20 split of the whole set can leave a class untested).
-    Each class with at least 2 clips gives at least one to each side.
+    Each class with at least 2 files gives at least one to each side. With
+    `groups` (source file per clip), whole files go to one side: clips cut from
+    one recording would otherwise be tested on their own neighbours.
 
     Returns:
         (train indices, test indices), both sorted int64.
@@ -136,13 +144,17 @@ def stratified_split(labels: torch.Tensor, test_fraction: float,
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test fraction must be between 0 and 1, got {test_fraction}")
     gen = torch.Generator().manual_seed(seed)
+    if groups is None:
+        groups = torch.arange(labels.numel())
     train, test = [], []
     for label in torch.unique(labels):
         members = torch.nonzero(labels == label).flatten()
-        members = members[torch.randperm(members.numel(), generator=gen)]
-        held = int(round(members.numel() * test_fraction))
-        if members.numel() >= 2:
-            held = min(max(held, 1), members.numel() - 1)
-        test.append(members[:held])
-        train.append(members[held:])
+        files = torch.unique(groups[members])
+        files = files[torch.randperm(files.numel(), generator=gen)]
+        held = int(round(files.numel() * test_fraction))
+        if files.numel() >= 2:
+            held = min(max(held, 1), files.numel() - 1)
+        tested = torch.isin(groups[members], files[:held])
+        test.append(members[tested])
+        train.append(members[~tested])
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(test)).values

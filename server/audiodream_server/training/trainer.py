@@ -169,7 +169,8 @@ def train(config: TrainConfig, clips: ClipSet, state_path: Path, resume: bool = 
         ValueError: bad config, or a state file from a different run.
     """
     config.validate()
-    train_idx, test_idx = stratified_split(clips.labels, config.test_fraction, config.seed)
+    train_idx, test_idx = stratified_split(clips.labels, config.test_fraction, config.seed,
+                                           clips.groups)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = architectures.ARCHITECTURES[config.arch](name=config.arch, classes=clips.classes)
