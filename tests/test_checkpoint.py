@@ -75,29 +75,30 @@ def test_card_without_arch_is_refused(saved):
         load_model(card_path)
 
 
+def edit_card(card_path: Path, **changes) -> None:
+    """Rewrites fields of a saved model card."""
+    card = json.loads(card_path.read_text())
+    card.update(changes)
+    card_path.write_text(json.dumps(card))
+
+
 def test_weights_of_other_shape_are_refused(saved):
     _, card_path = saved
-    card = json.loads(card_path.read_text())
-    card["classes"] = CLASSES + ["roar"]  # classifier would need 4 rows, file has 3
-    card_path.write_text(json.dumps(card))
+    edit_card(card_path, classes=CLASSES + ["roar"])  # classifier would need 4 rows, file has 3
     with pytest.raises(ValueError, match="shape"):
         load_model(card_path)
 
 
 def test_weights_of_other_arch_are_refused(saved):
     _, card_path = saved
-    card = json.loads(card_path.read_text())
-    card["arch"] = "model1"
-    card_path.write_text(json.dumps(card))
+    edit_card(card_path, arch="model1")
     with pytest.raises(ValueError, match="does not fit model1"):
         load_model(card_path)
 
 
 def test_unknown_default_layer_is_refused(saved):
     _, card_path = saved
-    card = json.loads(card_path.read_text())
-    card["default_layer"] = "conv99"
-    card_path.write_text(json.dumps(card))
+    edit_card(card_path, default_layer="conv99")
     with pytest.raises(ValueError, match="default_layer 'conv99' is not a layer"):
         load_model(card_path)
 
@@ -153,9 +154,7 @@ def test_pickle_file_is_refused_without_running_it(saved, tmp_path):
 
 def test_weights_outside_the_card_folder_are_refused(saved):
     _, card_path = saved
-    card = json.loads(card_path.read_text())
-    card["weights"] = "../tiny.safetensors"
-    card_path.write_text(json.dumps(card))
+    edit_card(card_path, weights="../tiny.safetensors")
     with pytest.raises(ValueError, match="file name in the card's folder"):
         load_model(card_path)
 

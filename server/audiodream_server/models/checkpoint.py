@@ -152,8 +152,3 @@ def load_model(card_path: str | Path) -> DreamableModel:
     module.eval()
     return module
 
-
-def parameter_count(module: torch.nn.Module) -> int:
-    """Trainable parameters (for model cards)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-

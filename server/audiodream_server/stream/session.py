@@ -119,6 +119,7 @@ class StreamSession:
         self._change = np.zeros((c, length), np.float32)
         self._pending = np.zeros((c, block), np.float32)
         self._loop: torch.Tensor | None = None
+        self._loop_heard: np.ndarray | None = None  # the loop at the client rate
         self._captured = 0
         self._read = 0
         self._gain = 1.0
@@ -238,11 +239,14 @@ class StreamSession:
         end = s.window - s.delay
         dry = self._context[:, end - s.block_size:end]
         if job is not None and job.iterations_run:
-            self._loop = job.x
+            self._loop, self._loop_heard = job.x, None
         if self._loop is None:
             return dry.copy()
-        loop = _resample_loop(self._loop.cpu().numpy(), self.model.spec.sample_rate,
-                              s.sample_rate, s.window)
+        if self._loop_heard is None:  # resampled only when the loop changed
+            self._loop_heard = _resample_loop(self._loop.cpu().numpy(),
+                                              self.model.spec.sample_rate, s.sample_rate,
+                                              s.window)
+        loop = self._loop_heard
         index = (self._read + np.arange(2 * s.block_size)) % s.window
         now = loop[:, index[:s.block_size]]
         blended = self._pending + self._fade * (now - self._pending)

@@ -51,11 +51,6 @@ def peak_normalise(audio: np.ndarray) -> np.ndarray:
     return np.where(peak > 0, audio / np.where(peak > 0, peak, 1.0), 0.0)
 
 
-def read_clip(path: Path, sample_rate: int, length: int) -> np.ndarray:
-    """The first clip of a file as `[length]` float32 mono at `sample_rate`, peak-normalised."""
-    return read_segments(path, sample_rate, length, most=1)[0]
-
-
 # A segment quieter than this, relative to the loudest part of its file, is silence.
 SILENT_DB = -40.0
 

@@ -98,7 +98,6 @@ class TrainResult:
         test_matrix: confusion matrix on the held-out part.
         train_accuracy, test_accuracy: final, eval mode.
         train_clips, test_clips: sizes of the split.
-        resumed_from: epochs already done when this call started.
     """
 
     model: DreamableModel
@@ -108,7 +107,6 @@ class TrainResult:
     test_accuracy: float
     train_clips: int
     test_clips: int
-    resumed_from: int = 0
     classes: list[str] = field(default_factory=list)
 
 
@@ -231,4 +229,4 @@ def train(config: TrainConfig, clips: ClipSet, state_path: Path, resume: bool = 
     test_matrix = evaluate(model, clips, test_idx)
     train_acc = accuracy(evaluate(model, clips, train_idx))
     return TrainResult(model, history, test_matrix, train_acc, accuracy(test_matrix),
-                       int(train_idx.numel()), int(test_idx.numel()), start, list(clips.classes))
+                       int(train_idx.numel()), int(test_idx.numel()), list(clips.classes))
