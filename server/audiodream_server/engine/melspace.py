@@ -8,7 +8,8 @@ the log-mel L of each window is the optimised variable:
             (optionally L = L + m (L0 - L), the pull toward the original)
 
 and the sound comes back through the change of L, as a gain on the original
-spectrum, so nothing the mel bands cannot see is lost:
+spectrum, so nothing the mel bands cannot see is lost (and a low-pass applies to
+the change x' - x only):
 
     G = exp(L - L0)                      power gain per mel band and frame
     A = sqrt(W^T-weighted mean of G)     amplitude gain per STFT bin
@@ -94,8 +95,8 @@ def dream_batch(model: LoadedModel, x: torch.Tensor, params: DreamParams,
                                   generator)
         out = torch.istft(dreamed, frontend.n_fft, frontend.hop, window=frontend.window,
                           center=True, length=length)
-        out = lowpass(out, model.spec.sample_rate, params.lowpass_hz)
-        return out / out.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
+        # Only the change is low-passed; the result is bounded by the pipeline.
+        return x + lowpass(out - x, model.spec.sample_rate, params.lowpass_hz)
 
 
 def _roll_frames(mel: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

@@ -111,7 +111,7 @@ class StreamScheduler:
             for same in _by_length(active):  # one pass per context length
                 groups = [Group(job.x, job.x0, job.params, i, job.iterations,
                                 job.shifts[i].to(job.x.device) if job.shifts is not None
-                                else None, job.target)
+                                else None, job.target, reference=job.reference)
                           for job in same]
                 done.extend(zip(same, step(self.model, groups), strict=True))
             spent = time.perf_counter() - start

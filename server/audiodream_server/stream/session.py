@@ -21,9 +21,11 @@ generate mode (free-running, Bisig & Wegner's round-robin excerpt)
     A loop of W model samples is dreamed K iterations per block with a random
     circular shift over the whole loop (so its seam moves and never settles),
     and read round-robin, one block per block, with the same crossfade. It
-    starts from the init signal, or, with init "input", from the first L frames
-    of input (dry audio passes while they are captured). `mix_original` pulls
-    the loop toward the live input; `mix` blends the loop with the dry input.
+    starts at once, from the init signal or, with init "input", from the live
+    context. `mix_original` pulls the loop toward the live input at every step
+    (GENERATE_PULL unless set: the loop follows what is played; 0 lets it run
+    free); the steps follow the loop itself (`shaping`), and the loop is kept
+    within +-1. `mix` blends the loop with the dry input.
 
 Only changes and loops pass through the resamplers; the dry path is untouched.
 """
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from ..engine.ascent import ABSOLUTE
 from ..engine.initial import initial_signal
 from ..engine.params import DreamParams
 from ..engine.pipeline import match_target
@@ -45,6 +48,8 @@ from ..models.registry import LoadedModel
 from .settings import StreamSettings
 
 WRAP = 64  # samples of circular padding when resampling a loop
+# Generate mode's pull toward the live input per step, unless mix_original is set.
+GENERATE_PULL = 0.1
 
 
 @dataclass
@@ -56,6 +61,7 @@ class Job:
         iterations: wanted; iterations_run: done (fewer when degraded).
         shifts: per-iteration, per-item circular shifts `[K, C]`, or None.
         deadline: perf_counter time by which the block must be done (inf = none).
+        reference: what the steps follow (`ascent.Group.reference`; None = x0).
     """
 
     x: torch.Tensor
@@ -65,6 +71,7 @@ class Job:
     shifts: torch.Tensor | None
     deadline: float
     target: torch.Tensor | None = None
+    reference: torch.Tensor | str | None = None
     iterations_run: int = 0
     loss: list[float] = field(default_factory=list)
 
@@ -120,7 +127,6 @@ class StreamSession:
         self._pending = np.zeros((c, block), np.float32)
         self._loop: torch.Tensor | None = None
         self._loop_heard: np.ndarray | None = None  # the loop at the client rate
-        self._captured = 0
         self._read = 0
         self._gain = 1.0
         self._generator = torch.Generator().manual_seed(self.params.seed)
@@ -220,9 +226,6 @@ class StreamSession:
         live = self._to_model(self._context)
         if self._loop is None:
             if p.init == "input":
-                self._captured += s.block_size
-                if self._captured < s.window:
-                    return None
                 self._loop = torch.from_numpy(live.copy()).to(device)
             else:
                 self._loop = initial_signal(p.init, torch.from_numpy(live).to(device),
@@ -230,16 +233,22 @@ class StreamSession:
                                             p.init_frequency_hz, self._generator)
         if p.iterations == 0:
             return None
+        if p.mix_original is None:
+            p = replace(p, mix_original=GENERATE_PULL)
         return Job(x=self._loop, x0=torch.from_numpy(live).to(device), params=p,
                    iterations=p.iterations, shifts=self._shifts(0, live.shape[0], True),
-                   deadline=deadline, target=self.target)
+                   deadline=deadline, target=self.target,
+                   reference=ABSOLUTE if p.init == "silence" else self._loop.clone())
 
     def _generate_output(self, job: Job | None) -> np.ndarray:
         s = self.settings
         end = s.window - s.delay
         dry = self._context[:, end - s.block_size:end]
         if job is not None and job.iterations_run:
-            self._loop, self._loop_heard = job.x, None
+            # The loop is the dream itself (no original inside it to protect): bound it.
+            loop = job.x
+            self._loop = loop / loop.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
+            self._loop_heard = None
         if self._loop is None:
             return dry.copy()
         if self._loop_heard is None:  # resampled only when the loop changed
