@@ -14,9 +14,10 @@ Each compares a dream `y` with its input `x` (both `[T]`, same rate):
     new_line   the strongest narrow spectral line of y that x does not have:
                prominence over the local median of a long-term spectrum,
                p(f) = 10 log10(P(f) / median P(f - 135 Hz .. f + 135 Hz)),
-               new_line = max p_y(f) over the bins where x has no line
-               (p_x < 3 dB within +-2 bins) and y is no more than 60 dB below
-               its loudest bin (dB); a partial of x made louder is not new
+               new_line = max p_y(f) over the bins where x never has a line
+               (p_x < 3 dB within +-2 bins, in the long-term spectrum and in
+               the max-hold of 0.37 s segments, so brief notes count) and y is no more than 60 dB below its loudest
+               bin (dB); a partial of x made louder is not new
     join_db    level of the change where windows overlap against mid-window,
                relative to the input's level in the same places (the change
                follows the input's loudness): 10 log10((sum_J d^2 / sum_J x^2) /
@@ -98,7 +99,11 @@ def new_line_db(x: np.ndarray, y: np.ndarray, rate: int, low_hz: float = 50.0) -
     freqs, px = long_term_spectrum(x, rate)
     _, py = long_term_spectrum(y, rate)
     bin_hz = float(freqs[1] - freqs[0])
-    p_in = prominence(px, bin_hz)
+    nperseg = min(LINE_NPERSEG, x.size)
+    _, _, segments = sps.spectrogram(x, rate, window="hann", nperseg=nperseg,
+                                     noverlap=nperseg // 2)
+    # Max-hold over segments: a brief note's partials stand out, noise stays flat.
+    p_in = np.maximum(prominence(segments.max(axis=1), bin_hz), prominence(px, bin_hz))
     in_line = np.lib.stride_tricks.sliding_window_view(np.pad(p_in, 2, mode="edge"), 5).max(-1)
     candidates = ((py >= py.max() * 10 ** (-LINE_RANGE_DB / 10)) & (freqs >= low_hz)
                   & (in_line < IN_LINE_DB))
