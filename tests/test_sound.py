@@ -132,7 +132,7 @@ def test_change_output_is_the_difference(model):
 
 def test_models_carry_their_own_defaults(shipped):
     mel = shipped.get("instruments-mel")
-    assert DreamParams().resolve(mel.spec).step_size == pytest.approx(0.035)
+    assert DreamParams().resolve(mel.spec).step_size == pytest.approx(0.05)
     assert DreamParams(step_size=0.01).resolve(mel.spec).step_size == pytest.approx(0.01)
     assert DreamParams().resolve(shipped.get(DEFAULT_MODEL).spec).step_size == 0.02
 

@@ -101,7 +101,7 @@ def _add_dream_options(p: argparse.ArgumentParser) -> None:
                    help="pull toward the input per step [0; generate streams 0.1]")
     p.add_argument("--update", help="add, hardcut, hardcut_add, target_filter, flip [add]")
     p.add_argument("--threshold", type=float,
-                   help="filter rules: mask threshold, dB below the loudest bin [-30]")
+                   help="filter rules: mask threshold, dB below the loudest bin [-45]")
     p.add_argument("--power", type=float, help="filter rules: magnitude exponent [1.0]")
     p.add_argument("--n-fft", type=int, help="filter rules: STFT size [2048]")
     p.add_argument("--hop", type=int, help="filter rules: STFT hop [512]")

@@ -80,7 +80,7 @@ class DreamParams:
     negate: bool = False
     window_overlap: float = 0.25
     output_format: str = "pcm"
-    threshold: float = -30.0
+    threshold: float = -45.0
     power: float = 1.0
     n_fft: int = 2048
     hop: int = 512
