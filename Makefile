@@ -2,6 +2,7 @@
 #   make serve        start the server with the default model (127.0.0.1:50051)
 #   make test         install, then run every test
 #   make bench        print the benchmark numbers recorded in the README
+#   make bench-sound  the sound benchmark (how dreams sound, in numbers)
 #   make proto        regenerate the Python stubs from proto/
 #   make lint         static checks
 PYTHON ?= python3
@@ -12,7 +13,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install serve test bench proto lint clean
+.PHONY: install serve test bench bench-sound proto lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,10 @@ test: install
 
 bench: install
 	$(PY) bench/dream_bench.py
+
+# How dreams sound: needs espeak-ng, fluidsynth and fluid-soundfont-gm.
+bench-sound: install
+	$(PY) bench/sound_bench.py $(ARGS)
 
 proto: install
 	PYTHON=$(PY) scripts/gen_proto.sh

@@ -137,11 +137,13 @@ def run_stream(model, x: np.ndarray, params: DreamParams, mode: str,
     for first in range(0, padded.size - block + 1, block):
         job = session.begin(padded[None, first:first + block])
         if job is not None:
+            group = Group(job.x, job.x0, job.params, 0, job.iterations, target=job.target,
+                          reference=job.reference)
             for i in range(job.iterations):
-                shift = job.shifts[i] if job.shifts is not None else None
-                ((job.x, _),) = step(model, [Group(job.x, job.x0, job.params, i, job.iterations,
-                                                   shift, job.target,
-                                                   reference=job.reference)])
+                group.iteration = i
+                group.shift = job.shifts[i] if job.shifts is not None else None
+                ((job.x, _),) = step(model, [group])
+                group.x = job.x
                 job.iterations_run += 1
         out.append(session.finish(job)[0])
     y = np.concatenate(out)

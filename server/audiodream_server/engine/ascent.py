@@ -48,6 +48,9 @@ class Group:
             computed them once for all iterations (possible without shifts).
         reference: what the update follows and takes its level from
             (`shaping.shape`); None = x0; `ABSOLUTE` = nothing (from silence).
+        guide: what the reference tells every step (`shaping.guide`); `step`
+            fills it on first use, so a caller that keeps the group across
+            iterations computes it once.
     """
 
     x: torch.Tensor
@@ -59,6 +62,7 @@ class Group:
     target: torch.Tensor | None = None
     refs: References | None = None
     reference: torch.Tensor | str | None = None
+    guide: shaping.Guide | None = None
 
 
 ABSOLUTE = "absolute"
@@ -104,11 +108,11 @@ def step(model: LoadedModel, groups: list[Group]) -> list[tuple[torch.Tensor, to
         sigma = cascade_sigma(p.smoothing_coefficient, g.iteration, g.iterations)
         part = normalise(cascade_smooth(part, sigma, p.smoothing_kernel), p.grad_norm)
         with torch.no_grad():
-            reference = g.x0 if g.reference is None else (
-                None if isinstance(g.reference, str) else g.reference)
-            bins = shaping.line_bins(part.shape[-1], rate, tuple(model.spec.strides_up_to(
-                layers_needed(p, logits))))
-            part = shaping.shape(part, reference, p.follow_input, bins)
+            if g.guide is None and not isinstance(g.reference, str):
+                g.guide = shaping.guide(g.x0 if g.reference is None else g.reference,
+                                        p.follow_input)
+            strides = tuple(model.spec.strides_up_to(layers_needed(p, logits)))
+            part = shaping.shape(part, g.guide, rate, strides)
             new = updates.apply(g.x.detach(), part, g.x0, g.target, p)
             change = lowpass(new - g.x0, rate, p.lowpass_hz)
             if p.mix_original:

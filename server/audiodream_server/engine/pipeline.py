@@ -203,12 +203,14 @@ class _Ascent:
             self.model, Group(x[s], x0[s], p, 0, p.iterations, None, part(target, s)))
             for s in chunks]
         x = x.clone()
+        # One group per chunk for the whole ascent: its guide is computed once.
+        groups = [Group(x[s], x0[s], p, 0, p.iterations, None, part(target, s), r,
+                        part(reference, s)) for s, r in zip(chunks, refs, strict=True)]
         for i in range(p.iterations):
-            for s, r in zip(chunks, refs, strict=True):
-                shift = shifts[i, s].to(x.device) if shifts is not None else None
-                ((x[s], value),) = step(self.model, [Group(
-                    x[s], x0[s], p, i, p.iterations, shift, part(target, s), r,
-                    part(reference, s))])
+            for s, group in zip(chunks, groups, strict=True):
+                group.x, group.iteration = x[s], i
+                group.shift = shifts[i, s].to(x.device) if shifts is not None else None
+                ((x[s], value),) = step(self.model, [group])
                 report(i, value)
             if self.window and self.windows > 1:
                 joined = windows.overlap_add(x, channels, length, self.overlap)

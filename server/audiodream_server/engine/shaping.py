@@ -39,13 +39,15 @@ that `updates.apply` scales by `step_size`:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
 MIN_LINE_SPACING_HZ = 20.0
 LEVEL_SPAN = 2048  # samples over which the local level is matched (46 ms at 44.1 kHz)
-FOLLOW_N_FFT, FOLLOW_HOP = 1024, 256
+LEVEL_HOP = 256
+FOLLOW_N_FFT, FOLLOW_HOP = 512, 256  # 11.6 ms frames at 44.1 kHz: an envelope, not a spectrum
 ABSOLUTE_LEVEL = 0.05  # RMS of one unit step when there is no reference (-26 dBFS)
 EPS = 1e-12
 
@@ -71,12 +73,22 @@ def line_bins(length: int, sample_rate: int, strides: tuple[int, ...]) -> torch.
     return torch.tensor(sorted(b for b in bins if 0 < b <= top), dtype=torch.long)
 
 
-def remove_lines(g: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """`g` `[B, T]` without the rfft bins `bins` (see `line_bins`)."""
+@lru_cache(maxsize=64)
+def _line_mask(length: int, sample_rate: int, strides: tuple[int, ...]) -> torch.Tensor | None:
+    bins = line_bins(length, sample_rate, strides)
     if bins.numel() == 0:
+        return None
+    mask = torch.ones(length // 2 + 1)
+    mask[bins] = 0.0
+    return mask
+
+
+def remove_lines(g: torch.Tensor, sample_rate: int, strides: tuple[int, ...]) -> torch.Tensor:
+    """`g` `[B, T]` without the rfft bins of `line_bins`."""
+    mask = _line_mask(g.shape[-1], sample_rate, strides)
+    if mask is None:
         return g
-    spectrum = torch.fft.rfft(g, dim=-1)
-    spectrum[:, bins.to(g.device)] = 0
+    spectrum = torch.fft.rfft(g, dim=-1) * mask.to(g.device)
     return torch.fft.irfft(spectrum, n=g.shape[-1], dim=-1)
 
 
@@ -89,7 +101,7 @@ def envelope(reference: torch.Tensor, follow: float) -> torch.Tensor:
     spec = torch.stft(reference, FOLLOW_N_FFT, FOLLOW_HOP, window=_window(reference.device),
                       center=True, return_complex=True).abs()
     spec = spec / spec.mean(dim=(-2, -1), keepdim=True).clamp_min(EPS)
-    return spec.pow(follow)
+    return spec if follow == 1.0 else spec.pow(follow)
 
 
 def follow(g: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -106,31 +118,59 @@ def rms(x: torch.Tensor) -> torch.Tensor:
     return x.pow(2).mean(dim=-1, keepdim=True).sqrt()
 
 
-def shape(g: torch.Tensor, reference: torch.Tensor | None, follow_input: float,
-          bins: torch.Tensor) -> torch.Tensor:
-    """Steps 1-3 for `g` `[B, T]`; `reference` `[B, T]` or None (absolute level)."""
-    if reference is None:
-        g = remove_lines(g, bins)
-        return g * (ABSOLUTE_LEVEL / rms(g).clamp_min(EPS))
-    if follow_input > 0:
-        g = follow(g, envelope(reference, follow_input))
-        ratio = local_level(reference) / local_level(g).clamp_min(EPS)
-        g = g * ratio.pow(min(follow_input, 1.0))
-    # Last, so that no later time-varying gain spreads energy back into the notches.
-    g = remove_lines(g, bins)
-    return g * (rms(reference) / rms(g).clamp_min(EPS))
-
-
 def local_level(x: torch.Tensor) -> torch.Tensor:
-    """`[B, T]` RMS over a centred sliding LEVEL_SPAN (at the edges, over what is there).
+    """`[B, T]` RMS over about LEVEL_SPAN samples around each sample.
 
-    A running sum (cumsum) makes it O(T) whatever the span.
+    Mean power per LEVEL_HOP frame, a moving average over LEVEL_SPAN / LEVEL_HOP
+    frames, linear interpolation back to samples: a few operations per frame
+    instead of per sample.
     """
-    length = x.shape[-1]
-    half = min(LEVEL_SPAN, length) // 2
-    power = torch.nn.functional.pad(x.double().pow(2), (1, 0)).cumsum(dim=-1)
-    t = torch.arange(length, device=x.device)
-    hi = (t + half + 1).clamp(max=length)
-    lo = (t - half).clamp(min=0)
-    mean = (power[:, hi] - power[:, lo]) / (hi - lo).to(power.dtype)
-    return mean.clamp_min(0).sqrt().to(x.dtype)
+    batch, length = x.shape
+    frames = -(-length // LEVEL_HOP)
+    power = torch.nn.functional.pad(x.pow(2), (0, frames * LEVEL_HOP - length))
+    power = power.view(batch, frames, LEVEL_HOP).mean(dim=-1, keepdim=True).transpose(1, 2)
+    span = LEVEL_SPAN // LEVEL_HOP + 1
+    smooth = torch.nn.functional.avg_pool1d(power, span, stride=1, padding=span // 2,
+                                            count_include_pad=False)
+    level = torch.nn.functional.interpolate(smooth, size=length, mode="linear",
+                                            align_corners=False)
+    return level[:, 0].clamp_min(0).sqrt()
+
+
+@dataclass
+class Guide:
+    """What a reference `[B, T]` tells every step; computed once per dream or block.
+
+    Attributes:
+        weight: the STFT weight of step 2 `[B, F, N]`, None when follow is 0.
+        level: the reference's local level `[B, T]` (step 3), None when follow is 0.
+        rms: the reference's RMS `[B, 1]`.
+        exponent: how much of the local level to impose, min(follow, 1).
+    """
+
+    weight: torch.Tensor | None
+    level: torch.Tensor | None
+    rms: torch.Tensor
+    exponent: float
+
+
+def guide(reference: torch.Tensor, follow_input: float) -> Guide:
+    if follow_input <= 0:
+        return Guide(None, None, rms(reference), 0.0)
+    return Guide(envelope(reference, follow_input), local_level(reference), rms(reference),
+                 min(follow_input, 1.0))
+
+
+def shape(g: torch.Tensor, how: Guide | None, sample_rate: int,
+          strides: tuple[int, ...]) -> torch.Tensor:
+    """Steps 1-3 for `g` `[B, T]`; `how` None means no reference (absolute level)."""
+    if how is None:
+        g = remove_lines(g, sample_rate, strides)
+        return g * (ABSOLUTE_LEVEL / rms(g).clamp_min(EPS))
+    if how.weight is not None:
+        g = follow(g, how.weight)
+        ratio = how.level / local_level(g).clamp_min(EPS)
+        g = g * (ratio if how.exponent == 1.0 else ratio.pow(how.exponent))
+    # Last, so that no later time-varying gain spreads energy back into the notches.
+    g = remove_lines(g, sample_rate, strides)
+    return g * (how.rms / rms(g).clamp_min(EPS))

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ..engine.ascent import ABSOLUTE
+from ..engine.ascent import ABSOLUTE, Group
 from ..engine.initial import initial_signal
 from ..engine.params import DreamParams
 from ..engine.pipeline import match_target
@@ -74,6 +74,7 @@ class Job:
     deadline: float
     target: torch.Tensor | None = None
     reference: torch.Tensor | str | None = None
+    group: Group | None = None  # the ascent's view of this job, kept across iterations
     iterations_run: int = 0
     loss: list[float] = field(default_factory=list)
 
