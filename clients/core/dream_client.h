@@ -13,6 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define DC_NAME 64               /* longest model / layer name + 1 */
 #define DC_MAX_LAYERS 8          /* layers combined in one objective */
 #define DC_MAX_LAYER_CHANNELS 64 /* feature maps picked per layer */
@@ -177,5 +181,9 @@ void dc_global_init(void);
 
 /* Monotonic seconds, for hosts that time things against the stream. */
 double dc_now(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

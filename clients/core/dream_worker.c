@@ -29,7 +29,7 @@
 #define MAX_BACKLOG 8           /* blocks queued in the client, not sent */
 #define SEQ_SLOTS 1024          /* send times kept for round-trip times */
 #define HOST_SLACK 8192         /* frames a host may write per call, beyond the blocks */
-#define LINE_MAX 1024
+#define TEXT_MAX 1024
 
 enum { LINK_OFF, LINK_ARM, LINK_ON };
 /* Requests to the worker (w->req bits). */
@@ -70,6 +70,8 @@ struct dw_worker {
     dw_line_fn line;
     void *ctx;
     pthread_t thread;
+    int info_ring;
+    dream_ring info;                /* info lines as [length, chars...] */
     /* audio thread only */
     size_t prefill;                 /* zero frames still to output before replies */
     size_t deficit;                 /* frames owed after underruns */
@@ -120,16 +122,47 @@ typedef struct run {
 
 /* ---- small helpers ------------------------------------------------------ */
 
+/* An info line into the ring, whole or not at all (the reader is behind). */
+static void say_ring(dw_worker *w, const char *text)
+{
+    float codes[TEXT_MAX + 1];
+    size_t n = strlen(text), i;
+    codes[0] = (float)n;
+    for (i = 0; i < n; i++)
+        codes[i + 1] = (float)(unsigned char)text[i];
+    if (dream_ring_writable(&w->info) >= n + 1)
+        dream_ring_write(&w->info, codes, n + 1);
+}
+
 static void say(dw_worker *w, int kind, const char *fmt, ...)
 {
-    char buf[LINE_MAX];
+    char buf[TEXT_MAX];
     va_list ap;
-    if (!w->line)
-        return;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    w->line(w->ctx, kind, buf);
+    if (kind == DW_LINE_INFO && w->info_ring)
+        say_ring(w, buf);
+    else if (w->line)
+        w->line(w->ctx, kind, buf);
+}
+
+size_t dw_take_info(dw_worker *w, char *buf, size_t size)
+{
+    float len, c;
+    size_t n, i;
+    if (!w->info_ring || !dream_ring_readable(&w->info) || size == 0)
+        return 0;
+    dream_ring_read(&w->info, &len, 1);     /* the whole line is there */
+    n = (size_t)len;
+    for (i = 0; i < n; i++) {
+        dream_ring_read(&w->info, &c, 1);
+        if (i + 1 < size)
+            buf[i] = (char)(unsigned char)c;
+    }
+    n = n < size ? n : size - 1;
+    buf[n] = 0;
+    return n;
 }
 
 static void wake_locked(dw_worker *w, int req)
@@ -268,6 +301,56 @@ static void take_numbers_locked(dw_worker *w)
     }
 }
 
+int dw_parse_layers(dc_params *p, const char *text, char *err, size_t errlen)
+{
+    const char *c = text;
+    p->nlayers = 0;
+    while (*c) {
+        char word[DC_NAME + 32], *end;
+        size_t len = strcspn(c, " \t");
+        if (!len) {
+            c++;
+            continue;
+        }
+        if (len >= sizeof(word)) {
+            snprintf(err, errlen, "'%.*s' is too long", (int)len, c);
+            return -1;
+        }
+        memcpy(word, c, len);
+        word[len] = 0;
+        c += len;
+        long ch = strtol(word, &end, 10);
+        if (!*end) {                        /* a feature map of the last layer */
+            dc_layer *l = p->nlayers ? &p->layers[p->nlayers - 1] : NULL;
+            if (!l || ch < 0 || l->nchannels == DC_MAX_LAYER_CHANNELS) {
+                snprintf(err, errlen, "channel %s: %s", word,
+                         l ? "negative, or too many" : "comes before any layer name");
+                return -1;
+            }
+            l->channels[l->nchannels++] = (int32_t)ch;
+        } else {
+            char *at = strchr(word, '@');
+            dc_layer *l;
+            if (p->nlayers == DC_MAX_LAYERS) {
+                snprintf(err, errlen, "at most %d layers", DC_MAX_LAYERS);
+                return -1;
+            }
+            if (at == word || (at ? (size_t)(at - word) : len) >= DC_NAME) {
+                snprintf(err, errlen, "bad layer name '%s'", word);
+                return -1;
+            }
+            l = &p->layers[p->nlayers++];
+            memset(l, 0, sizeof(*l));
+            if (at)
+                *at = 0;
+            snprintf(l->name, sizeof(l->name), "%s", word);
+            l->weight = at ? (float)atof(at + 1) : 1.0f;
+        }
+    }
+    p->set |= DC_SET_LAYERS;
+    return 0;
+}
+
 dw_sound *dw_sound_new(size_t frames, unsigned rate)
 {
     dw_sound *snd = (dw_sound *)malloc(sizeof(*snd) + frames * sizeof(float));
@@ -306,7 +389,7 @@ void dw_set_sound(dw_worker *w, dw_sound *snd)
 
 static void list_models(dw_worker *w, const char *target)
 {
-    char err[DC_TEXT], names[LINE_MAX - 16] = "";
+    char err[DC_TEXT], names[TEXT_MAX - 16] = "";
     dc_models *m = (dc_models *)malloc(sizeof(*m));
     int i;
     if (!m)
@@ -330,7 +413,7 @@ static void list_models(dw_worker *w, const char *target)
 
 static void list_layers(dw_worker *w, const char *target, const char *model)
 {
-    char err[DC_TEXT], names[LINE_MAX - 80] = "";
+    char err[DC_TEXT], names[TEXT_MAX - 80] = "";
     dc_layers *l = (dc_layers *)malloc(sizeof(*l));
     int i;
     if (!l)
@@ -711,6 +794,7 @@ dw_worker *dw_new(const dw_options *o, char *err, size_t errlen)
     w->offline = o->offline;
     w->line = o->line;
     w->ctx = o->ctx;
+    w->info_ring = o->info_ring;
     w->rate = o->rate;
     w->block = o->block ? o->block : 2048;
     w->preroll = o->preroll;
@@ -720,8 +804,10 @@ dw_worker *dw_new(const dw_options *o, char *err, size_t errlen)
     frames = w->fixed_sizes ? ring_frames(w->block, w->preroll)
                             : ring_frames(DW_MAX_BLOCK, DW_MAX_PREROLL);
     if (dream_ring_init(&w->in, frames * w->channels)
-        || dream_ring_init(&w->out, frames * w->channels)) {
+        || dream_ring_init(&w->out, frames * w->channels)
+        || dream_ring_init(&w->info, w->info_ring ? 16 * TEXT_MAX : 1)) {
         dream_ring_free(&w->in);
+        dream_ring_free(&w->out);
         free(w);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -750,6 +836,7 @@ dw_worker *dw_new(const dw_options *o, char *err, size_t errlen)
         pthread_cond_destroy(&w->audio_cond);
         dream_ring_free(&w->in);
         dream_ring_free(&w->out);
+        dream_ring_free(&w->info);
         free(w);
         return NULL;
     }
@@ -769,6 +856,7 @@ void dw_free(dw_worker *w)
     sound_unref(w->sound);
     dream_ring_free(&w->in);
     dream_ring_free(&w->out);
+    dream_ring_free(&w->info);
     free(w);
 }
 

@@ -38,6 +38,10 @@
 
 #include "dream_client.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define DW_MAX_CHANNELS 8       /* StreamConfig.channels */
 #define DW_MIN_BLOCK 256
 #define DW_MAX_BLOCK 8192
@@ -69,6 +73,11 @@ int dw_clamp_number(int which, float *v);
 /* Writes v into the dc_params field of parameter `which` and sets its bit. */
 void dw_number_to_params(dc_params *p, int which, float v);
 
+/* Parses "NAME[@WEIGHT] [CH ...] NAME ..." (the text form hosts without
+ * typed atoms use) into p's layers and sets DC_SET_LAYERS; -1 and a reason
+ * in err when it cannot. */
+int dw_parse_layers(dc_params *p, const char *text, char *err, size_t errlen);
+
 typedef struct dw_options {
     const char *name;           /* prefix of posts: "dream~", "Dream" */
     const char *target;         /* "host:port" */
@@ -79,8 +88,9 @@ typedef struct dw_options {
     int offline;                /* not real time: the server runs every iteration */
     int connect;                /* connect right away */
     const dc_params *params;    /* initial parameters, may be NULL */
-    dw_line_fn line;
+    dw_line_fn line;            /* posts and errors, and info lines unless info_ring */
     void *ctx;
+    int info_ring;              /* 1: info lines wait for dw_take_info instead */
 } dw_options;
 
 typedef struct dw_worker dw_worker;
@@ -141,6 +151,11 @@ void dw_get_report(dw_worker *w, dw_report *r);
  * that may hand the same memory copy the input first). */
 void dw_perform(dw_worker *w, const float *const *in, float *const *out, size_t n);
 
+/* With info_ring: copies the next info line into buf (NUL-terminated) and
+ * returns its length, or 0 when there is none. Lock-free: for hosts whose
+ * only way to their language is from the audio thread. */
+size_t dw_take_info(dw_worker *w, char *buf, size_t size);
+
 /* The same for a host that is not in real time: waits (up to timeout seconds
  * per call) for the stream to be up and for the dreamed frames, so no frame
  * is dry. Gives up on connecting once, with an error line, and then stops
@@ -148,5 +163,9 @@ void dw_perform(dw_worker *w, const float *const *in, float *const *out, size_t 
  * dreamed. */
 int dw_perform_offline(dw_worker *w, const float *const *in, float *const *out,
                        size_t n, double timeout);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
