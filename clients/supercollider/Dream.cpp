@@ -89,8 +89,11 @@ void Dream_next(Dream *unit, int inNumSamples);
 
 static void dream_line(void *ctx, int kind, const char *text)
 {
-    /* From the worker thread: not the RT thread, so printing is allowed. */
-    Print("%s%s\n", kind == DW_LINE_ERROR ? "ERROR: " : "", text);
+    /* From the worker thread: not the RT thread, so printing is allowed.
+     * Info lines come here only in non-real-time mode, where node replies go
+     * nowhere: the console is where a render's latency can be read. */
+    Print("%s%s%s\n", kind == DW_LINE_ERROR ? "ERROR: " : "",
+          kind == DW_LINE_INFO ? "Dream: " : "", text);
 }
 
 /* ---- creation and destruction (NRT side) ------------------------------------- */
@@ -112,7 +115,7 @@ static void slot_create_worker(DreamSlot *slot)
     o.connect = 1;
     o.params = &slot->params;
     o.line = dream_line;
-    o.info_ring = 1;            /* info reaches sclang from the RT thread */
+    o.info_ring = !slot->offline;   /* info reaches sclang from the RT thread */
     w = dw_new(&o, err, sizeof(err));
     if (!w) {
         Print("ERROR: Dream: %s\n", err);

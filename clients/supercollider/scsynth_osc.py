@@ -236,11 +236,11 @@ class Scsynth:
                                        + "\n".join(self.output[-30:]))
                 self._arrived.wait(left)
 
-    def take(self, address: str) -> list[tuple]:
-        """Every reply at `address` so far, oldest first."""
+    def take(self, address: str, match=lambda m: True) -> list[tuple]:
+        """Every reply at `address` that `match` accepts so far, oldest first."""
         with self._arrived:
-            out = [m for m in self.replies if m[0] == address]
-            self.replies = [m for m in self.replies if m[0] != address]
+            out = [m for m in self.replies if m[0] == address and match(m)]
+            self.replies = [m for m in self.replies if not (m[0] == address and match(m))]
             return out
 
     def call(self, address: str, *args, reply: str = "/done", timeout: float = 30.0) -> tuple:

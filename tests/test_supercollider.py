@@ -1,0 +1,377 @@
+"""Dream, the SuperCollider UGen (clients/supercollider), in a real scsynth against a real server.
+
+The plugin is built with `make -C clients/supercollider`; sclang (headless) compiles the
+test SynthDefs with the extension's classes, which checks those too. Real-time tests run
+scsynth on JACK's dummy backend (a sound card's clock, no sound card) and drive it over
+OSC from Python (clients/supercollider/scsynth_osc.py): the unit's reports arrive as
+/dream node replies, its info lines as /dream_info. Recordings are RecordBuf into
+buffers, written with /b_write. Non-real-time tests render a score with `scsynth -N`.
+Every run is bounded by a timeout.
+
+System packages (Debian 12): supercollider-server supercollider-language
+supercollider-dev jackd2, plus the Pd tests' gRPC/protobuf-c build packages.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from test_pd_external import best_delay, free_port, own_server  # noqa: F401 (a fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
+SC_DIR = ROOT / "clients" / "supercollider"
+sys.path.insert(0, str(SC_DIR))
+from scsynth_osc import Jack, Scsynth, message, score  # noqa: E402
+
+RATE = 48000
+PACKAGES = "supercollider-server supercollider-language supercollider-dev jackd2"
+CONNECTED = 2  # Dream.stateNames: disconnected, connecting, connected
+
+# The SynthDefs, compiled by sclang with the extension's classes. A stereo source
+# with structure (two tones) and noise, so the delay has one best match.
+DEFS = r"""
+var dir = thisProcess.argv[0];
+var source = { [SinOsc.ar(220), SinOsc.ar(331)] * 0.25 + WhiteNoise.ar(0.05 ! 2) };
+var defs = [
+    SynthDef(\dream_rec, { |inbuf, outbuf, seconds = 6, iterations = -1, step = -1,
+            mix = -1, dry = 1, id = 0|
+        var x = source.value;
+        var y = Dream.ar(x, iterations, step, mix, dry: dry, id: id);
+        RecordBuf.ar(x, inbuf, loop: 0);
+        RecordBuf.ar(y, outbuf, loop: 0);
+        Line.kr(0, 1, seconds, doneAction: 2);
+    }),
+    SynthDef(\dream_sweep, { |inbuf, outbuf, seconds = 8|
+        var x = source.value;
+        // step: 0 for half the time, then a control-rate ramp to 0.2; each
+        // change is a Control message
+        var y = Dream.ar(x, 3, Line.kr(-0.2, 0.2, seconds).max(0), 1);
+        RecordBuf.ar(x, inbuf, loop: 0);
+        RecordBuf.ar(y, outbuf, loop: 0);
+        Line.kr(0, 1, seconds, doneAction: 2);
+    }),
+    // Deterministic input (no noise generator) for renders that must repeat.
+    SynthDef(\dream_nrt, { |iterations = 0, step = -1, seed = -1|
+        var x = [SinOsc.ar(220), LFTri.ar(110) * 0.5] * 0.3;
+        var y = Dream.ar(x, iterations, step, 1, seed: seed);
+        Out.ar(0, y);
+        Out.ar(2, x);
+    })
+];
+defs.do { |d|
+    d.writeDefFile(dir);
+    ("INDEX" + d.name + d.children.detect { |u| u.isKindOf(Dream) }.synthIndex).postln;
+};
+"DEFS DONE".postln;
+0.exit;
+"""
+
+
+def sclang_env() -> dict:
+    return {**os.environ, "QTWEBENGINE_DISABLE_SANDBOX": "1", "QT_QPA_PLATFORM": "offscreen"}
+
+
+@pytest.fixture(scope="module")
+def plugin() -> Path:
+    """Builds the plugin; without SuperCollider, fails in CI and skips elsewhere."""
+    missing = [t for t in ("scsynth", "sclang", "jackd", "protoc-c", "pkg-config", "c++")
+               if shutil.which(t) is None]
+    if not Path("/usr/include/SuperCollider/plugin_interface/SC_PlugIn.h").exists():
+        missing.append("SuperCollider plugin headers")
+    if missing:
+        why = f"needs {', '.join(missing)}: apt-get install {PACKAGES}"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    build = subprocess.run(["make", "-C", str(SC_DIR)], capture_output=True, text=True,
+                           timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    return SC_DIR
+
+
+@pytest.fixture(scope="module")
+def defs(plugin, tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """The SynthDefs' folder and the UGen index of each one's Dream (for /u_cmd)."""
+    out = tmp_path_factory.mktemp("defs")
+    (out / "defs.scd").write_text(DEFS)
+    (out / "conf.yaml").write_text(f"includePaths:\n  - {SC_DIR / 'classes'}\n"
+                                   "excludePaths: []\npostInlineWarnings: false\n")
+    done = subprocess.run(["sclang", "-l", str(out / "conf.yaml"), str(out / "defs.scd"),
+                           str(out)], capture_output=True, text=True, timeout=120,
+                          env=sclang_env(), cwd=out)
+    assert "DEFS DONE" in done.stdout, done.stdout + done.stderr
+    index = {line.split()[1]: int(line.split()[2]) for line in done.stdout.splitlines()
+             if line.startswith("INDEX ")}
+    return out, index
+
+
+@pytest.fixture(scope="module")
+def jack():
+    with Jack(RATE, 1024) as j:
+        yield j
+
+
+class Session:
+    """One real-time scsynth with the plugin, streaming to `server`."""
+
+    def __init__(self, plugin: Path, defs, jack: Jack, server: str, tmp: Path):
+        self.dir, self.index = defs
+        self.tmp = tmp
+        self.synth = Scsynth([plugin], jack, env={"AUDIODREAM_SERVER": server})
+        self.next_buf = 0
+
+    def __enter__(self) -> "Session":
+        self.synth.__enter__()
+        self.synth.call("/d_loadDir", str(self.dir))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.synth.__exit__(*exc)
+
+    def buffer(self, seconds: float, channels: int = 2) -> int:
+        b = self.next_buf
+        self.next_buf += 1
+        self.synth.call("/b_alloc", b, int(seconds * RATE), channels)
+        return b
+
+    def read(self, buf: int) -> np.ndarray:
+        path = self.tmp / f"buf{buf}.wav"
+        self.synth.call("/b_write", buf, str(path), "wav", "float")
+        return sf.read(path, dtype="float32", always_2d=True)[0]
+
+    def play(self, defname: str, node: int, **controls) -> None:
+        args = [a for k, v in controls.items() for a in (k, float(v))]
+        self.synth.send("/s_new", defname, node, 1, 0, *args)
+
+    def cmd(self, defname: str, node: int, name: str, *args) -> None:
+        self.synth.send("/u_cmd", node, self.index[defname], name, *args)
+
+    def ended(self, node: int, timeout: float) -> None:
+        self.synth.wait("/n_end", lambda m: m[1] == node, timeout)
+
+    def reports(self, node: int) -> list[dict]:
+        """The /dream replies of one node so far (see Dream.sc for the fields)."""
+        names = ("index", "state", "latency", "rtt", "rtt_max", "underruns", "late",
+                 "iterations_run", "controls", "blocks", "dropped", "overruns")
+        return [dict(zip(names, m[3:]))
+                for m in self.synth.take("/dream", lambda m: m[1] == node)]
+
+    def wait_report(self, node: int, match, timeout: float = 60.0) -> dict:
+        names = ("index", "state", "latency", "rtt", "rtt_max", "underruns", "late",
+                 "iterations_run", "controls", "blocks", "dropped", "overruns")
+        m = self.synth.wait("/dream", lambda m: m[1] == node and match(dict(zip(names, m[3:]))),
+                            timeout)
+        return dict(zip(names, m[3:]))
+
+    def info(self, node: int) -> list[str]:
+        return ["".join(chr(int(c)) for c in m[3:])
+                for m in self.synth.take("/dream_info", lambda m: m[1] == node)]
+
+
+def record(s: Session, defname: str, seconds: float, node: int = 1000, **controls):
+    """Plays one recording synth to its end; returns (input, output, reports)."""
+    bin_, bout = s.buffer(seconds), s.buffer(seconds)
+    s.play(defname, node, inbuf=bin_, outbuf=bout, seconds=seconds, **controls)
+    s.ended(node, timeout=seconds + 60)
+    return s.read(bin_), s.read(bout), s.reports(node)
+
+
+def connected_latency(reports: list[dict]) -> int:
+    latencies = [int(r["latency"]) for r in reports if r["state"] == CONNECTED]
+    assert latencies, reports
+    return latencies[-1]
+
+
+# ---- real time --------------------------------------------------------------------------
+
+
+def test_transparent_stream_is_the_input_delayed_by_the_reported_latency(
+        plugin, defs, jack, server_address, tmp_path):
+    with Session(plugin, defs, jack, server_address, tmp_path) as s:
+        x, y, reports = record(s, "dream_rec", 6, iterations=0, mix=1)
+    latency = connected_latency(reports)
+    assert latency == 3 * 2048  # block + preroll + the server's one-block delay
+    assert reports[-1]["underruns"] == 0, reports[-1]
+    tail = slice(3 * RATE, len(y))  # long after the stream came up
+    for c in (0, 1):
+        assert best_delay(x[2 * RATE:, c], y[2 * RATE:, c], 4 * latency) == latency
+        # 0 iterations at mix 1: the server returns its input bit for bit, on both
+        # channels, so the output is the recorded input shifted by the latency.
+        np.testing.assert_array_equal(y[tail, c], x[tail.start - latency: len(y) - latency, c])
+
+
+def test_dreaming_is_bounded_audible_and_different_from_the_input(
+        plugin, defs, jack, server_address, tmp_path):
+    with Session(plugin, defs, jack, server_address, tmp_path) as s:
+        bin_, bout = s.buffer(6), s.buffer(6)
+        s.play("dream_rec", 1000, inbuf=bin_, outbuf=bout, seconds=6, iterations=3, step=0.1)
+        s.cmd("dream_rec", 1000, "model", "model2")
+        s.cmd("dream_rec", 1000, "layers", "conv2")
+        s.ended(1000, 70)
+        x, y, reports = s.read(bin_), s.read(bout), s.reports(1000)
+    latency = connected_latency(reports)
+    settled = y[4 * RATE:]
+    dry = x[4 * RATE - latency: len(y) - latency]
+    assert np.abs(settled).max() <= 1.0
+    assert np.sqrt(np.mean(settled ** 2)) > 0.05
+    assert np.abs(settled - dry).max() > 0.05
+    assert max(r["iterations_run"] for r in reports) > 0  # the server's own stats
+
+
+def test_a_control_rate_sweep_of_step_reaches_the_server(
+        plugin, defs, jack, server_address, tmp_path):
+    """step = max(0, Line.kr(-0.2, 0.2)): 0 for 4 s, then a ramp. Each change is sent (at
+    most once per network block) and the sound follows: untouched while step is 0,
+    dreamed once it grows."""
+    with Session(plugin, defs, jack, server_address, tmp_path) as s:
+        x, y, reports = record(s, "dream_sweep", 8)
+    latency = connected_latency(reports)
+    assert reports[-1]["controls"] > 20, reports[-1]  # many Controls, one stream
+    assert reports[-1]["iterations_run"] > 0
+
+    def change(a: float, b: float) -> float:
+        """Median over 2048-frame blocks of the RMS change from the delayed input (a
+        block the server ran late on, output as zeros, does not move the median)."""
+        seg = slice(int(a * RATE), int(b * RATE))
+        diff = y[seg] - x[seg.start - latency: seg.stop - latency]
+        blocks = diff[: len(diff) // 2048 * 2048].reshape(-1, 2048 * 2)
+        return float(np.median(np.sqrt(np.mean(blocks ** 2, axis=1))))
+
+    assert change(1, 3.5) == 0  # step 0: the server gives the input back
+    assert change(6.5, 8) > 0.02
+
+
+def test_without_a_server_scsynth_keeps_running_with_dry_or_silent_output(
+        plugin, defs, jack, tmp_path):
+    nobody = f"127.0.0.1:{free_port()}"
+    with Session(plugin, defs, jack, nobody, tmp_path) as s:
+        bufs = [s.buffer(3) for _ in range(4)]
+        s.play("dream_rec", 1000, inbuf=bufs[0], outbuf=bufs[1], seconds=3, dry=1)
+        s.play("dream_rec", 1001, inbuf=bufs[2], outbuf=bufs[3], seconds=3, dry=0, id=1)
+        s.ended(1000, 60)
+        s.ended(1001, 60)
+        s.synth.call("/status", reply="/status.reply")  # still answering
+        x0, y0, x1, y1 = (s.read(b) for b in bufs)
+        reports = s.reports(1000) + s.reports(1001)
+        output = "\n".join(s.synth.output)
+    np.testing.assert_array_equal(y0, x0)  # dry: the input, undelayed
+    assert not y1.any()  # silence
+    assert CONNECTED not in [r["state"] for r in reports]
+    # One message per unit for the whole outage, though it retried meanwhile.
+    assert output.count(f"cannot stream from {nobody}") == 2, output
+
+
+def test_reconnects_and_dreams_again_after_the_server_restarts(
+        plugin, defs, jack, own_server, tmp_path):  # noqa: F811 (the imported fixture)
+    port, start, procs = own_server
+    start()
+    with Session(plugin, defs, jack, f"127.0.0.1:{port}", tmp_path) as s:
+        s.play("dream_rec", 1000, inbuf=s.buffer(1), outbuf=s.buffer(1), seconds=600,
+               iterations=2, step=0.1)
+        s.wait_report(1000, lambda r: r["state"] == CONNECTED and r["blocks"] > 10)
+        procs[0].kill()  # mid-stream, no goodbye
+        procs[0].wait(10)
+        s.wait_report(1000, lambda r: r["state"] != CONNECTED)
+        assert s.synth.alive()
+        start()  # the same port
+        again = s.wait_report(1000, lambda r: r["state"] == CONNECTED and r["blocks"] > 20
+                              and r["iterations_run"] > 0, timeout=120)
+        output = "\n".join(s.synth.output)
+    assert output.count("lost the stream to") == 1, output  # one message for the outage
+    assert f"connected to 127.0.0.1:{port} again" in output
+
+
+def test_two_units_in_two_synths_dream_with_different_layers(
+        plugin, defs, jack, server_address, tmp_path):
+    with Session(plugin, defs, jack, server_address, tmp_path) as s:
+        bufs = [s.buffer(6) for _ in range(4)]
+        for k, layer in enumerate(("conv1", "conv6 5 9")):
+            node = 1000 + k
+            s.play("dream_rec", node, inbuf=bufs[2 * k], outbuf=bufs[2 * k + 1], seconds=6,
+                   iterations=3, step=0.1)
+            s.cmd("dream_rec", node, "model", "model2")
+            s.cmd("dream_rec", node, "layers", layer)
+        s.cmd("dream_rec", 1001, "layers?", "model2")
+        s.ended(1000, 70)
+        s.ended(1001, 70)
+        xa, ya, xb, yb = (s.read(b) for b in bufs)
+        reports = [s.reports(1000), s.reports(1001)]
+        info = s.info(1001)
+    for x, y, r in ((xa, ya, reports[0]), (xb, yb, reports[1])):
+        latency = connected_latency(r)
+        settled = y[4 * RATE:]
+        assert np.abs(settled).max() <= 1.0 and np.sqrt(np.mean(settled ** 2)) > 0.05
+        assert np.abs(settled - x[4 * RATE - latency: len(y) - latency]).max() > 0.02
+    # Same source (the noise differs per synth, the tones do not): compare what each
+    # did to its own input.
+    da = ya[4 * RATE:] - xa[4 * RATE - connected_latency(reports[0]): len(ya)
+                            - connected_latency(reports[0])]
+    db = yb[4 * RATE:] - xb[4 * RATE - connected_latency(reports[1]): len(yb)
+                            - connected_latency(reports[1])]
+    assert np.abs(da - db).max() > 0.02  # different layers, different dreams
+    layers = [line.split() for line in info if line.startswith("layers ")]
+    assert layers and layers[0][1] == "model2" and "conv6" in layers[0][2:], info
+
+
+# ---- non-real time ------------------------------------------------------------------------
+
+
+def render(plugin: Path, defs, server: str, tmp: Path, name: str, seconds: float,
+           **controls) -> tuple[np.ndarray, np.ndarray, str]:
+    """Renders dream_nrt for `seconds` with scsynth -N; returns (input, output, console)."""
+    folder, _ = defs
+    args = [a for k, v in controls.items() for a in (k, float(v))]
+    entries = [
+        (0.0, [message("/d_recv", (folder / "dream_nrt.scsyndef").read_bytes())]),
+        (0.0, [message("/s_new", "dream_nrt", 1000, 0, 0, *args)]),
+        (seconds, [message("/c_set", 0, 0)]),  # the end
+    ]
+    path = tmp / f"{name}.osc"
+    path.write_bytes(score(entries))
+    wav = tmp / f"{name}.wav"
+    plugins = ":".join(["/usr/lib/SuperCollider/plugins", str(plugin)])
+    done = subprocess.run(["scsynth", "-N", str(path), "_", str(wav), str(RATE), "WAV",
+                           "float", "-o", "4", "-U", plugins],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "AUDIODREAM_SERVER": server})
+    assert done.returncode == 0 and wav.exists(), done.stdout + done.stderr
+    audio = sf.read(wav, dtype="float32", always_2d=True)[0]
+    return audio[:, 2:], audio[:, :2], done.stdout
+
+
+def test_nrt_render_waits_for_every_block_and_is_the_input_delayed(
+        plugin, defs, server_address, tmp_path):
+    x, y, console = render(plugin, defs, server_address, tmp_path, "clear", 3, iterations=0)
+    latency = [int(line.split()[-1]) for line in console.splitlines()
+               if line.startswith("Dream: latency")][-1]
+    assert latency == 3 * 2048
+    # Every block came back from the server: zeros for the latency, then the input
+    # exactly (a dry or missing block would break it anywhere).
+    assert not y[:latency].any()
+    np.testing.assert_array_equal(y[latency:], x[: len(y) - latency])
+
+
+def test_nrt_renders_with_the_same_seed_are_identical_and_dreamed(
+        plugin, defs, server_address, tmp_path):
+    runs = [render(plugin, defs, server_address, tmp_path, f"seeded{k}", 2,
+                   iterations=2, step=0.1, seed=7) for k in range(2)]
+    (x, a, console), (_, b, _) = runs
+    np.testing.assert_array_equal(a, b)
+    latency = 3 * 2048
+    dreamed, dry = a[latency:], x[: len(a) - latency]
+    assert np.abs(dreamed).max() <= 1.0 and np.sqrt(np.mean(dreamed ** 2)) > 0.02
+    # Every 64-frame block differs from the input: none is dry.
+    blocks = (len(dreamed) // 64) * 64
+    per_block = np.abs(dreamed[:blocks] - dry[:blocks]).reshape(-1, 64, 2).max(axis=(1, 2))
+    assert (per_block > 0).all(), np.flatnonzero(per_block == 0)[:10]
+    assert "cannot stream" not in console
+
