@@ -375,3 +375,68 @@ def test_nrt_renders_with_the_same_seed_are_identical_and_dreamed(
     assert (per_block > 0).all(), np.flatnonzero(per_block == 0)[:10]
     assert "cannot stream" not in console
 
+
+
+# ---- the language side, as a newcomer meets it --------------------------------------------
+
+HELP_EXAMPLE = r"""
+var address = thisProcess.argv[0];
+s = Server.default;
+s.options.numInputBusChannels = 2;
+s.options.numOutputBusChannels = 2;
+s.waitForBoot {
+    fork {
+        var x, d, tries = 0;
+        Dream.serverAddress = address;
+        s.sync;
+        x = { Dream.ar(SinOsc.ar(220) * 0.3) }.play;    // the help file's example
+        d = DreamControl(x);
+        while { d.stateName != \connected and: { tries < 600 } } { 0.1.wait; tries = tries + 1 };
+        ("STATE" + d.stateName + d.latency).postln;
+        d.queryModels { |models, default|
+            ("MODELS" + models.collect(_.name).join(",") + default).postln };
+        d.queryLayers("model2") { |layers, default|
+            ("LAYERS" + layers.collect(_.name).join(",") + default).postln };
+        tries = 0;
+        while { (d.blocks ? 0) < 30 and: { tries < 600 } } { 0.1.wait; tries = tries + 1 };
+        d.model = "model2";
+        2.wait;
+        ("REPORT" + d.blocks + d.iterationsRun + d.underruns).postln;
+        x.free;
+        d.free;
+        s.quit;
+        1.wait;
+        "DONE".postln;
+        0.exit;
+    }
+};
+"""
+
+
+def test_help_example_runs_from_the_installed_extension(
+        plugin, jack, server_address, tmp_path):
+    """`make install` into a fresh user Extensions folder; sclang compiles the classes from
+    there, boots scsynth (which finds the plugin there too), plays the help file's example
+    and gets state, latency, the server's models and layers as sclang objects."""
+    data = tmp_path / "data"
+    install = subprocess.run(["make", "-C", str(SC_DIR), "install", f"XDG_DATA_HOME={data}"],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stdout + install.stderr
+    folder = data / "SuperCollider" / "Extensions" / "audiodream"
+    assert (folder / "Dream.so").exists() and (folder / "classes" / "Dream.sc").exists()
+    assert (folder / "HelpSource" / "Classes" / "Dream.schelp").exists()
+    script = tmp_path / "example.scd"
+    script.write_text(HELP_EXAMPLE)
+    env = {**sclang_env(), **jack.env, "XDG_DATA_HOME": str(data),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    done = subprocess.run(["sclang", str(script), server_address], capture_output=True,
+                          text=True, timeout=180, env=env, cwd=tmp_path)
+    out = done.stdout
+    assert "DONE" in out, out + done.stderr
+    assert f"STATE connected {3 * 2048}" in out, out
+    models = [line.split() for line in out.splitlines() if line.startswith("MODELS ")]
+    assert models and "model2" in models[0][1].split(","), out
+    layers = [line.split() for line in out.splitlines() if line.startswith("LAYERS ")]
+    assert layers and "conv3" in layers[0][1].split(",") and layers[0][2] == "conv3", out
+    report = [line.split() for line in out.splitlines() if line.startswith("REPORT ")]
+    assert report and int(report[0][1]) >= 30 and float(report[0][2]) > 0, out
