@@ -399,7 +399,10 @@ s.waitForBoot {
             ("LAYERS" + layers.collect(_.name).join(",") + default).postln };
         tries = 0;
         while { (d.blocks ? 0) < 30 and: { tries < 600 } } { 0.1.wait; tries = tries + 1 };
+        d.onInfo = { |line| ("INFO" + line).postln };
         d.model = "model2";
+        d.layers = "conv2";
+        d.layers = ["conv3", 0, 5];
         2.wait;
         ("REPORT" + d.blocks + d.iterationsRun + d.underruns).postln;
         x.free;
@@ -438,5 +441,8 @@ def test_help_example_runs_from_the_installed_extension(
     assert models and "model2" in models[0][1].split(","), out
     layers = [line.split() for line in out.splitlines() if line.startswith("LAYERS ")]
     assert layers and "conv3" in layers[0][1].split(",") and layers[0][2] == "conv3", out
+    info = [line for line in out.splitlines() if line.startswith("INFO ")]
+    assert "INFO warning model_changed" in "\n".join(info), out
+    assert not [line for line in info if "invalid" in line], info  # the layers were valid
     report = [line.split() for line in out.splitlines() if line.startswith("REPORT ")]
     assert report and int(report[0][1]) >= 30 and float(report[0][2]) > 0, out

@@ -341,9 +341,7 @@ int dw_parse_layers(dc_params *p, const char *text, char *err, size_t errlen)
             }
             l = &p->layers[p->nlayers++];
             memset(l, 0, sizeof(*l));
-            if (at)
-                *at = 0;
-            snprintf(l->name, sizeof(l->name), "%s", word);
+            memcpy(l->name, word, at ? (size_t)(at - word) : len);   /* < DC_NAME, checked */
             l->weight = at ? (float)atof(at + 1) : 1.0f;
         }
     }
@@ -498,6 +496,7 @@ static int stream_open(dw_worker *w, run *r, dc_event *ev)
 /* The stream is up: publish its latency and let perform start. */
 static void stream_arm(dw_worker *w, run *r, const dc_event *ready)
 {
+    int again;
     atomic_store(&w->latency, (int)(ready->latency + r->cfg.block_size + r->preroll));
     atomic_store(&w->late, 0);
     atomic_store(&w->controls, 0);
@@ -506,7 +505,6 @@ static void stream_arm(dw_worker *w, run *r, const dc_event *ready)
     atomic_store(&w->rtt_us, 0);
     atomic_store(&w->rtt_max_us, 0);
     atomic_store(&w->prefill_next, (size_t)(r->cfg.block_size + r->preroll));
-    int again;
     set_state(w, DW_CONNECTED);
     pthread_mutex_lock(&w->mutex);
     again = w->outage;

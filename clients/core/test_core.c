@@ -147,6 +147,7 @@ static void test_no_server(void)
     o.fixed_sizes = 1;
     o.connect = 1;
     o.line = on_line;
+    o.info_ring = 1;                /* info lines wait for dw_take_info */
     w = dw_new(&o, err, sizeof(err));
     CHECK(w, "dw_new: %s", err);
     CHECK(wait_line("2 test: cannot stream from 127.0.0.1:1", 10), "the outage is said");
@@ -157,7 +158,14 @@ static void test_no_server(void)
         CHECK(k == 0 ? !memcmp(i0, o0, sizeof(o0)) && !memcmp(i1, o1, sizeof(o1))
                      : o0[10] == 0 && o1[10] == 0, "dry %d", k == 0);
     }
-    CHECK(wait_line("0 state connecting", 5), "it tries");
+    {   /* the info lines went to the ring, in order, not to the callback */
+        char line[256];
+        CHECK(dw_take_info(w, line, sizeof(line)) && !strcmp(line, "state connecting"),
+              "first info line");
+        CHECK(dw_take_info(w, line, sizeof(line)) && !strcmp(line, "state disconnected"),
+              "second info line");
+        CHECK(!has_line("0 "), "no info line through the callback");
+    }
     dw_free(w);
     printf("ok no server\n");
 }

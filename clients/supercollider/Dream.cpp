@@ -194,7 +194,11 @@ static void apply_cmd(World *world, DreamCmd *c)
             Print("ERROR: Dream: layers: %s\n", err);
     } else if (!strcmp(c->name, "objective") || !strcmp(c->name, "update")) {
         int objective = c->name[0] == 'o';
-        snprintf(objective ? p.objective : p.update, sizeof(p.update), "%s", c->text);
+        if (strlen(c->text) >= sizeof(p.update)) {
+            Print("ERROR: Dream: %s %s: name too long\n", c->name, c->text);
+            return;
+        }
+        memcpy(objective ? p.objective : p.update, c->text, strlen(c->text) + 1);
         p.set = objective ? DC_SET_OBJECTIVE : DC_SET_UPDATE;
         dw_change(w, &p);
     } else if (!strcmp(c->name, "mode")) {
@@ -202,7 +206,7 @@ static void apply_cmd(World *world, DreamCmd *c)
             Print("ERROR: Dream: mode %s: use process or generate\n", c->text);
             return;
         }
-        snprintf(p.mode, sizeof(p.mode), "%s", c->text);
+        memcpy(p.mode, c->text, strlen(c->text) + 1);   /* one of the two names */
         p.set = DC_SET_MODE;
         dw_change(w, &p);
     } else if (!strcmp(c->name, "window")) {
@@ -239,7 +243,7 @@ static void Dream_cmd(Dream *unit, const char *name, sc_msg_iter *args)
         return;
     }
     c->slot = unit->slot;
-    snprintf(c->name, sizeof(c->name), "%s", name);
+    snprintf(c->name, sizeof(c->name), "%.23s", name);
     c->text[0] = 0;
     c->bufnum = -1;
     while (args->remain() > 0 && len < sizeof(c->text) - 1) {

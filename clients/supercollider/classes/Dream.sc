@@ -91,7 +91,13 @@ DreamControl {
 	disconnect { this.cmd(\disconnect) }
 	model_ { |name| this.cmd(\model, name.asString) }
 	// "conv3", "conv3 0 5 9", "conv2@0.5 conv3"; nil: the model's default.
-	layers_ { |spec| this.cmd(\layers, (spec ? "").asArray.join(" ")) }
+	layers_ { |spec|
+		var text = case
+			{ spec.isNil } { "" }
+			{ spec.isString or: { spec.isKindOf(Symbol) } } { spec.asString }
+			{ spec.collect(_.asString).join(" ") };
+		this.cmd(\layers, text)
+	}
 	objective_ { |name| this.cmd(\objective, name.asString) }
 	update_ { |name| this.cmd(\update, name.asString) }
 	mode_ { |name| this.cmd(\mode, name.asString) }
