@@ -35,6 +35,8 @@ from scsynth_osc import Jack, Scsynth, message, score  # noqa: E402
 RATE = 48000
 PACKAGES = "supercollider-server supercollider-language supercollider-dev jackd2"
 CONNECTED = 2  # Dream.stateNames: disconnected, connecting, connected
+# Dreaming tests buffer more against a busy machine (the latency grows by as much).
+PREROLL = 8192
 
 # The SynthDefs, compiled by sclang with the extension's classes. A stereo source
 # with structure (two tones) and noise, so the delay has one best match.
@@ -43,9 +45,9 @@ var dir = thisProcess.argv[0];
 var source = { [SinOsc.ar(220), SinOsc.ar(331)] * 0.25 + WhiteNoise.ar(0.05 ! 2) };
 var defs = [
     SynthDef(\dream_rec, { |inbuf, outbuf, seconds = 6, iterations = -1, step = -1,
-            mix = -1, dry = 1, id = 0|
+            mix = -1, dry = 1, id = 0, preroll = 2048|
         var x = source.value;
-        var y = Dream.ar(x, iterations, step, mix, dry: dry, id: id);
+        var y = Dream.ar(x, iterations, step, mix, dry: dry, id: id, preroll: preroll);
         RecordBuf.ar(x, inbuf, loop: 0);
         RecordBuf.ar(y, outbuf, loop: 0);
         Line.kr(0, 1, seconds, doneAction: 2);
@@ -213,7 +215,8 @@ def test_dreaming_is_bounded_audible_and_different_from_the_input(
         plugin, defs, jack, server_address, tmp_path):
     with Session(plugin, defs, jack, server_address, tmp_path) as s:
         bin_, bout = s.buffer(6), s.buffer(6)
-        s.play("dream_rec", 1000, inbuf=bin_, outbuf=bout, seconds=6, iterations=3, step=0.1)
+        s.play("dream_rec", 1000, inbuf=bin_, outbuf=bout, seconds=6, iterations=3, step=0.1,
+               preroll=PREROLL)
         s.cmd("dream_rec", 1000, "model", "model2")
         s.cmd("dream_rec", 1000, "layers", "conv2")
         s.ended(1000, 70)
@@ -297,7 +300,7 @@ def test_two_units_in_two_synths_dream_with_different_layers(
         for k, layer in enumerate(("conv1", "conv6 5 9")):
             node = 1000 + k
             s.play("dream_rec", node, inbuf=bufs[2 * k], outbuf=bufs[2 * k + 1], seconds=6,
-                   iterations=3, step=0.1)
+                   iterations=3, step=0.1, preroll=PREROLL)
             s.cmd("dream_rec", node, "model", "model2")
             s.cmd("dream_rec", node, "layers", layer)
         s.cmd("dream_rec", 1001, "layers?", "model2")
@@ -400,6 +403,8 @@ s.waitForBoot {
         tries = 0;
         while { (d.blocks ? 0) < 30 and: { tries < 600 } } { 0.1.wait; tries = tries + 1 };
         d.onInfo = { |line| ("INFO" + line).postln };
+        d.model = "model1";
+        1.wait;
         d.model = "model2";
         d.layers = "conv2";
         d.layers = ["conv3", 0, 5];
