@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +121,15 @@ def jack():
         yield j
 
 
+REPORT_FIELDS = ("index", "state", "latency", "rtt", "rtt_max", "underruns", "late",
+                 "iterations_run", "controls", "blocks", "dropped", "overruns")
+
+
+def report(m: tuple) -> dict:
+    """A /dream reply [address, node, id, values...] as a dict (fields: see Dream.schelp)."""
+    return dict(zip(REPORT_FIELDS, m[3:], strict=True))
+
+
 class Session:
     """One real-time scsynth with the plugin, streaming to `server`."""
 
@@ -161,18 +169,13 @@ class Session:
         self.synth.wait("/n_end", lambda m: m[1] == node, timeout)
 
     def reports(self, node: int) -> list[dict]:
-        """The /dream replies of one node so far (see Dream.sc for the fields)."""
-        names = ("index", "state", "latency", "rtt", "rtt_max", "underruns", "late",
-                 "iterations_run", "controls", "blocks", "dropped", "overruns")
-        return [dict(zip(names, m[3:]))
-                for m in self.synth.take("/dream", lambda m: m[1] == node)]
+        """The /dream replies of one node so far, as dicts."""
+        return [report(m) for m in self.synth.take("/dream", lambda m: m[1] == node)]
 
     def wait_report(self, node: int, match, timeout: float = 60.0) -> dict:
-        names = ("index", "state", "latency", "rtt", "rtt_max", "underruns", "late",
-                 "iterations_run", "controls", "blocks", "dropped", "overruns")
-        m = self.synth.wait("/dream", lambda m: m[1] == node and match(dict(zip(names, m[3:]))),
-                            timeout)
-        return dict(zip(names, m[3:]))
+        """Waits for a /dream reply of `node` whose dict `match` accepts."""
+        return report(self.synth.wait("/dream", lambda m: m[1] == node and match(report(m)),
+                                      timeout))
 
     def info(self, node: int) -> list[str]:
         return ["".join(chr(int(c)) for c in m[3:])
@@ -292,8 +295,8 @@ def test_reconnects_and_dreams_again_after_the_server_restarts(
         s.wait_report(1000, lambda r: r["state"] != CONNECTED)
         assert s.synth.alive()
         start()  # the same port
-        again = s.wait_report(1000, lambda r: r["state"] == CONNECTED and r["blocks"] > 20
-                              and r["iterations_run"] > 0, timeout=120)
+        s.wait_report(1000, lambda r: r["state"] == CONNECTED and r["blocks"] > 20
+                      and r["iterations_run"] > 0, timeout=120)
         output = "\n".join(s.synth.output)
     assert output.count("lost the stream to") == 1, output  # one message for the outage
     assert f"connected to 127.0.0.1:{port} again" in output

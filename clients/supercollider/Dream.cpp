@@ -45,6 +45,7 @@ enum {
 #define OFFLINE_TIMEOUT 30.0    /* seconds a -N block waits for the server */
 #define REPORT_VALUES 12
 #define CMD_TEXT 1024
+#define CMD_ARGS 32
 
 /* The server new Dream units talk to: AUDIODREAM_SERVER at load, or the
  * /cmd dreamServer plug-in command. Read and written in the RT thread only. */
@@ -75,8 +76,15 @@ struct Dream : public Unit {
 struct DreamCmd {
     DreamSlot *slot;
     char name[24];
-    char text[CMD_TEXT];        /* the arguments, space-separated */
-    int bufnum;
+    /* the arguments as received (the RT thread only copies) */
+    int nargs;
+    char kind[CMD_ARGS];        /* 's' or 'f' */
+    float num[CMD_ARGS];
+    unsigned at[CMD_ARGS];      /* a string's offset in pool */
+    char pool[CMD_TEXT];
+    /* the arguments as text, space-separated: made in the NRT thread */
+    char text[CMD_TEXT];
+    int bufnum;                 /* the first number, for `target` */
 };
 
 extern "C" {
@@ -171,6 +179,22 @@ static void apply_target(World *world, dw_worker *w, int bufnum)
     dw_set_sound(w, snd);
 }
 
+/* The arguments as one space-separated text. */
+static void cmd_text(DreamCmd *c)
+{
+    size_t len = 0;
+    int i;
+    c->text[0] = 0;
+    for (i = 0; i < c->nargs && len < sizeof(c->text) - 1; i++) {
+        int n = c->kind[i] == 's'
+                ? snprintf(c->text + len, sizeof(c->text) - len, "%s%s", i ? " " : "",
+                           c->pool + c->at[i])
+                : snprintf(c->text + len, sizeof(c->text) - len, "%s%.9g", i ? " " : "",
+                           (double)c->num[i]);
+        len += (size_t)n < sizeof(c->text) - len ? (size_t)n : sizeof(c->text) - len - 1;
+    }
+}
+
 static void apply_cmd(World *world, DreamCmd *c)
 {
     dw_worker *w = c->slot->worker.load(std::memory_order_acquire);
@@ -178,6 +202,7 @@ static void apply_cmd(World *world, DreamCmd *c)
     char err[DC_TEXT];
     if (!w)
         return;                 /* the worker could not be made: said already */
+    cmd_text(c);
     memset(&p, 0, sizeof(p));
     if (!strcmp(c->name, "server") || !strcmp(c->name, "connect")) {
         dw_connect(w, c->text);
@@ -234,39 +259,51 @@ static bool cmd_stage2(World *world, void *data)
 
 /* RT side of a unit command: copies its arguments, hands it to the NRT thread
  * (or applies it at once when not in real time). */
+/* Copies at most n - 1 bytes of src and a NUL; returns the bytes copied. */
+static size_t copy_bounded(char *dst, const char *src, size_t n)
+{
+    size_t k = 0;
+    while (k + 1 < n && src[k]) {
+        dst[k] = src[k];
+        k++;
+    }
+    dst[k] = 0;
+    return k;
+}
+
+/* RT side of a unit command: copies its name and arguments (no formatting, no
+ * malloc), hands it to the NRT thread (or applies it at once when not in real
+ * time). */
 static void Dream_cmd(Dream *unit, const char *name, sc_msg_iter *args)
 {
     DreamCmd *c = (DreamCmd *)RTAlloc(unit->mWorld, sizeof(DreamCmd));
-    size_t len = 0;
+    size_t used = 0;
     if (!c) {
         Print("ERROR: Dream: %s: out of real-time memory\n", name);
         return;
     }
     c->slot = unit->slot;
-    snprintf(c->name, sizeof(c->name), "%.23s", name);
-    c->text[0] = 0;
+    copy_bounded(c->name, name, sizeof(c->name));
+    c->nargs = 0;
     c->bufnum = -1;
-    while (args->remain() > 0 && len < sizeof(c->text) - 1) {
+    while (args->remain() > 0 && c->nargs < CMD_ARGS) {
         char tag = args->nextTag('f');
-        int n;
-        if (tag == 's')
-            n = snprintf(c->text + len, sizeof(c->text) - len, "%s%s", len ? " " : "",
-                         args->gets(""));
-        else if (tag == 'i') {
-            int v = args->geti();
+        int i = c->nargs;
+        if (tag == 's') {
+            if (used >= sizeof(c->pool) - 1)
+                break;
+            c->kind[i] = 's';
+            c->at[i] = (unsigned)used;
+            used += copy_bounded(c->pool + used, args->gets(""), sizeof(c->pool) - used) + 1;
+        } else if (tag == 'i' || tag == 'f') {
+            c->kind[i] = 'f';
+            c->num[i] = tag == 'i' ? (float)args->geti() : args->getf();
             if (c->bufnum < 0)
-                c->bufnum = v;
-            n = snprintf(c->text + len, sizeof(c->text) - len, "%s%d", len ? " " : "", v);
-        } else if (tag == 'f') {
-            float v = args->getf();
-            if (c->bufnum < 0)
-                c->bufnum = (int)v;
-            n = snprintf(c->text + len, sizeof(c->text) - len, "%s%g", len ? " " : "", v);
+                c->bufnum = (int)c->num[i];
         } else {
-            args->getb(nullptr, 0);   /* skip what we cannot read */
-            break;
+            break;              /* a blob or the like: not for us */
         }
-        len += (size_t)n < sizeof(c->text) - len ? (size_t)n : sizeof(c->text) - len - 1;
+        c->nargs++;
     }
     if (!unit->realtime) {
         apply_cmd(unit->mWorld, c);

@@ -62,7 +62,7 @@ def run(server: str, size: int, seconds: float, model: str, iterations: float,
                 m = s.wait("/dream", lambda m: m[1] == 1000, timeout=5)
             except TimeoutError:
                 continue
-            reports.append(dict(zip(FIELDS, m[3:])))
+            reports.append(dict(zip(FIELDS, m[3:], strict=True)))
         s.send("/n_free", 1000)
         output = s.output
     connected = [r for r in reports if r["state"] == 2]
@@ -79,7 +79,7 @@ def run(server: str, size: int, seconds: float, model: str, iterations: float,
         "blocks": int(last.get("blocks", 0)),
         "iterations_run": (statistics.mean(r["iterations_run"] for r in connected)
                            if connected else None),
-        "reconnections": sum(1 for a, b in zip(reports, reports[1:])
+        "reconnections": sum(1 for a, b in zip(reports, reports[1:], strict=False)
                              if a["state"] == 2 and b["state"] != 2),
         "errors": [line for line in output if "ERROR" in line],
     }
