@@ -27,8 +27,8 @@ FIELDS = ("index", "state", "latency", "rtt", "rtt_max", "underruns", "late",
           "iterations_run", "controls", "blocks", "dropped", "overruns")
 
 DEF = r"""
-SynthDef(\dream_measure, { |model_iterations = -1|
-    Out.ar(0, Dream.ar(SinOsc.ar(220) * 0.3, model_iterations));
+SynthDef(\dream_measure, { |iterations = -1, preroll = 2048|
+    Out.ar(0, Dream.ar(SinOsc.ar(220) * 0.3, iterations, preroll: preroll));
 }).writeDefFile(thisProcess.argv[0]);
 "DEF DONE".postln;
 0.exit;
@@ -47,11 +47,12 @@ def compile_def(folder: Path) -> None:
 
 
 def run(server: str, size: int, seconds: float, model: str, iterations: float,
-        folder: Path) -> dict:
+        preroll: int, folder: Path) -> dict:
     with Jack(RATE, size) as jack, Scsynth([HERE], jack,
                                            env={"AUDIODREAM_SERVER": server}) as s:
         s.call("/d_loadDir", str(folder))
-        s.send("/s_new", "dream_measure", 1000, 0, 0, "model_iterations", float(iterations))
+        s.send("/s_new", "dream_measure", 1000, 0, 0, "iterations", float(iterations),
+               "preroll", float(preroll))
         first = s.wait("/dream", lambda m: m[1] == 1000, timeout=30)
         if model:
             s.send("/u_cmd", 1000, int(first[3]), "model", model)
@@ -94,13 +95,15 @@ def main() -> None:
     parser.add_argument("--model", default="model2", help="'' for the server's default")
     parser.add_argument("--iterations", type=float, default=-1,
                         help="per block; negative: the server's default")
+    parser.add_argument("--preroll", type=int, default=2048, help="frames, 0..32768")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         compile_def(Path(tmp))
         print("hw block  latency(samples)  latency(ms)  rtt mean(ms)  rtt worst(ms)  "
               "underruns  late  dropped  overruns  blocks  iterations run  reconnections")
         for size in args.sizes:
-            r = run(args.server, size, args.seconds, args.model, args.iterations, Path(tmp))
+            r = run(args.server, size, args.seconds, args.model, args.iterations,
+                    args.preroll, Path(tmp))
             ms = r["latency"] / RATE * 1000 if r["latency"] else float("nan")
             print(f"{size:8d}  {r['latency']!s:>16}  {ms:11.1f}  {r['rtt_mean'] or 0:12.2f}  "
                   f"{r['rtt_worst_second'] or 0:13.2f}  {r['underruns']:9d}  {r['late']:4d}  "
