@@ -108,11 +108,13 @@ def step(model: LoadedModel, groups: list[Group]) -> list[tuple[torch.Tensor, to
         sigma = cascade_sigma(p.smoothing_coefficient, g.iteration, g.iterations)
         part = normalise(cascade_smooth(part, sigma, p.smoothing_kernel), p.grad_norm)
         with torch.no_grad():
-            if g.guide is None and not isinstance(g.reference, str):
-                g.guide = shaping.guide(g.x0 if g.reference is None else g.reference,
-                                        p.follow_input)
-            strides = tuple(model.spec.strides_up_to(layers_needed(p, logits)))
-            part = shaping.shape(part, g.guide, rate, strides)
+            if g.guide is None:
+                reference = None if isinstance(g.reference, str) else (
+                    g.x0 if g.reference is None else g.reference)
+                strides = tuple(model.spec.strides_up_to(layers_needed(p, logits)))
+                g.guide = shaping.guide(reference, p.follow_input, part.shape[-1], rate,
+                                        strides)
+            part = shaping.shape(part, g.guide)
             new = updates.apply(g.x.detach(), part, g.x0, g.target, p)
             change = lowpass(new - g.x0, rate, p.lowpass_hz)
             if p.mix_original:

@@ -1,40 +1,46 @@
 """Where a dream's change may grow: from a normalised gradient to one step's update.
 
-Three moves turn the normalised gradient g `[B, T]` of one step into the update u
-that `updates.apply` scales by `step_size`:
+Three moves turn the normalised gradient g `[B, T]` of one step (one model
+window per row) into the update u that `updates.apply` scales by `step_size`:
 
-1. Stride lines out. A layer of cumulative stride S subsamples what it hears:
-   a component at k * rate / S aliases to DC in its output, which a mean-square
-   objective rewards at every frame at once, and the backward pass images the
-   output gradient's DC onto exactly those frequencies. Left in, the ascent
-   builds a comb of lines there (the buzz: 900 Hz and 6.3 kHz multiples at
-   44.1 kHz for model2). They are taken out of g on the rfft grid of the window,
+1. Follow the input in time. g takes the reference's local level (the
+   original, or the start signal of a noise/sine init), as far as
+   `follow_input` f asks:
 
-       G = rfft(g);  G[bins within h of k * T / S] = 0;  g = irfft(G)
-   h = min(frame rate of the deepest layer / 2, rate / S / 20)
+       g = g * (E_ref / E_g) ^ min(f, 1)     E: RMS over LEVEL_SPAN samples
 
-   for every S of the layers the objective reaches whose line spacing rate / S
-   is at least MIN_LINE_SPACING_HZ (closer lines are too dense to matter and to
-   remove). A circular shift (time_jitter) moves a line's phase, never its
-   frequency, so the notch holds under jitter.
-2. Follow the input. g's STFT is weighted by the reference's magnitude (the
-   original, or the start signal of a noise/sine init) raised to `follow_input`:
+   so the dream grows where the sound is, carries its rhythm, leaves silence
+   silent, and is not weaker near a window's edges (where receptive fields
+   reach into the zero padding, which left a dip wherever windows overlap).
+2. Follow the input in frequency, and take the stride lines out, in one
+   filter on the rfft grid of the window:
 
-       u = ISTFT(STFT(g) * (|S(ref)| / mean |S(ref)|) ^ f)
+       u = irfft(rfft(g) * (A_ref / mean A_ref) ^ f * M)
 
-   f = 0 leaves g as it is (plain DeepDream); f = 1 gives the change the
-   reference's time-frequency envelope: the dream grows where the sound is,
-   keeps its rhythm and spectrum, and silence stays silent.
-3. Relative level. u is scaled so that its level is the reference's, locally
-   (envelopes E over LEVEL_SPAN samples) as far as it follows the input:
+   A_ref is the reference's magnitude spectrum smoothed over SPECTRAL_SMOOTH_HZ,
+   so the change has the input's timbre (its spectral envelope), not a hiss.
+   M removes the lines of the strided layers: a layer of cumulative stride S
+   subsamples what it hears, so a component at k * rate / S aliases to DC in
+   its output, which a mean-square objective rewards at every frame at once,
+   and the backward pass images the output gradient's DC onto exactly those
+   frequencies. Left in, the ascent builds a comb there (the buzz: 900 Hz and
+   6.3 kHz multiples at 44.1 kHz for model2). M is 0 on the bins within h of
+   k * T / S, h = min(frame rate of the deepest layer / 2, rate / S / 20) (the
+   ascent also feeds the bins beside a line, which alias to activations too
+   slow to tell from DC), for every S whose line spacing rate / S is at least
+   MIN_LINE_SPACING_HZ. A circular shift (time_jitter) moves a line's phase,
+   never its frequency, so the notch holds under jitter. After the filter the
+   level is matched once more, only slowly (over SLOW_SPAN): a faster
+   time-varying gain would spread energy back into the notches.
+3. Relative level:
 
-       u = u * (E_ref / E_u) ^ min(f, 1) * (rms(ref) / rms(u'))   (u' = u before)
+       u = u * rms(ref) / rms(u)
 
    so `step_size` is a fraction of the input's own level, for loud and quiet
-   inputs alike (without a reference, as from silence, of ABSOLUTE_LEVEL). The
-   local match also undoes the weaker gradient near a window's edges (its
-   receptive fields reach into the zero padding there), which would otherwise
-   leave a dip in the change wherever windows overlap.
+   inputs alike (without a reference, as from silence, of ABSOLUTE_LEVEL).
+
+Everything about the reference is computed once per dream (or stream block),
+in a `Guide`; a step costs one rfft/irfft pair and one level envelope.
 """
 
 from __future__ import annotations
@@ -47,21 +53,19 @@ import torch
 MIN_LINE_SPACING_HZ = 20.0
 LEVEL_SPAN = 2048  # samples over which the local level is matched (46 ms at 44.1 kHz)
 LEVEL_HOP = 256
-FOLLOW_N_FFT, FOLLOW_HOP = 512, 256  # 11.6 ms frames at 44.1 kHz: an envelope, not a spectrum
+SLOW_SPAN = 8192  # the level re-matched after the filter (186 ms: spreads +-5 Hz at most)
+SPECTRAL_SMOOTH_HZ = 50.0  # width of the spectral envelope's moving average
 ABSOLUTE_LEVEL = 0.05  # RMS of one unit step when there is no reference (-26 dBFS)
 EPS = 1e-12
 
 
 @lru_cache(maxsize=64)
 def line_bins(length: int, sample_rate: int, strides: tuple[int, ...]) -> torch.Tensor:
-    """rfft bins `[K]` nearest the aliasing lines k * rate / S of each stride S."""
+    """rfft bins `[K]` on and beside the aliasing lines k * rate / S of each stride S."""
     bins = set()
     for s in strides:
         if sample_rate / s < MIN_LINE_SPACING_HZ:
             continue
-        # The ascent also feeds the bins beside a line: they alias to slow
-        # activations that the deepest layer (frame rate rate / max(S)) cannot
-        # tell from DC. Notch those too, up to a 20th of the comb's spacing.
         half = int(min(sample_rate / max(strides) / 2, sample_rate / s / 20) * length
                    / sample_rate)
         for k in range(1, s // 2 + 1):
@@ -74,43 +78,11 @@ def line_bins(length: int, sample_rate: int, strides: tuple[int, ...]) -> torch.
 
 
 @lru_cache(maxsize=64)
-def _line_mask(length: int, sample_rate: int, strides: tuple[int, ...]) -> torch.Tensor | None:
-    bins = line_bins(length, sample_rate, strides)
-    if bins.numel() == 0:
-        return None
+def line_mask(length: int, sample_rate: int, strides: tuple[int, ...]) -> torch.Tensor:
+    """`[T // 2 + 1]`: 0 on `line_bins`, 1 elsewhere."""
     mask = torch.ones(length // 2 + 1)
-    mask[bins] = 0.0
+    mask[line_bins(length, sample_rate, strides)] = 0.0
     return mask
-
-
-def remove_lines(g: torch.Tensor, sample_rate: int, strides: tuple[int, ...]) -> torch.Tensor:
-    """`g` `[B, T]` without the rfft bins of `line_bins`."""
-    mask = _line_mask(g.shape[-1], sample_rate, strides)
-    if mask is None:
-        return g
-    spectrum = torch.fft.rfft(g, dim=-1) * mask.to(g.device)
-    return torch.fft.irfft(spectrum, n=g.shape[-1], dim=-1)
-
-
-def _window(device) -> torch.Tensor:
-    return torch.hann_window(FOLLOW_N_FFT, device=device)
-
-
-def envelope(reference: torch.Tensor, follow: float) -> torch.Tensor:
-    """The weight `[B, F, N]` of step 2, from the reference `[B, T]`."""
-    spec = torch.stft(reference, FOLLOW_N_FFT, FOLLOW_HOP, window=_window(reference.device),
-                      center=True, return_complex=True).abs()
-    spec = spec / spec.mean(dim=(-2, -1), keepdim=True).clamp_min(EPS)
-    return spec if follow == 1.0 else spec.pow(follow)
-
-
-def follow(g: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """`g` `[B, T]` with its STFT multiplied by `weight` `[B, F, N]`."""
-    window = _window(g.device)
-    spec = torch.stft(g, FOLLOW_N_FFT, FOLLOW_HOP, window=window, center=True,
-                      return_complex=True)
-    return torch.istft(spec * weight, FOLLOW_N_FFT, FOLLOW_HOP, window=window, center=True,
-                       length=g.shape[-1])
 
 
 def rms(x: torch.Tensor) -> torch.Tensor:
@@ -118,8 +90,8 @@ def rms(x: torch.Tensor) -> torch.Tensor:
     return x.pow(2).mean(dim=-1, keepdim=True).sqrt()
 
 
-def local_level(x: torch.Tensor) -> torch.Tensor:
-    """`[B, T]` RMS over about LEVEL_SPAN samples around each sample.
+def local_level(x: torch.Tensor, span_samples: int = LEVEL_SPAN) -> torch.Tensor:
+    """`[B, T]` RMS over about `span_samples` around each sample.
 
     Mean power per LEVEL_HOP frame, a moving average over LEVEL_SPAN / LEVEL_HOP
     frames, linear interpolation back to samples: a few operations per frame
@@ -127,14 +99,26 @@ def local_level(x: torch.Tensor) -> torch.Tensor:
     """
     batch, length = x.shape
     frames = -(-length // LEVEL_HOP)
-    power = torch.nn.functional.pad(x.pow(2), (0, frames * LEVEL_HOP - length))
-    power = power.view(batch, frames, LEVEL_HOP).mean(dim=-1, keepdim=True).transpose(1, 2)
-    span = LEVEL_SPAN // LEVEL_HOP + 1
+    whole = (length // LEVEL_HOP) * LEVEL_HOP
+    power = x[:, :whole].reshape(batch, -1, LEVEL_HOP).pow(2).mean(dim=-1)
+    if whole < length:  # the last, partial frame
+        power = torch.cat([power, x[:, whole:].pow(2).mean(dim=-1, keepdim=True)], dim=1)
+    power = power.unsqueeze(1)
+    span = span_samples // LEVEL_HOP + 1
     smooth = torch.nn.functional.avg_pool1d(power, span, stride=1, padding=span // 2,
                                             count_include_pad=False)
     level = torch.nn.functional.interpolate(smooth, size=length, mode="linear",
                                             align_corners=False)
-    return level[:, 0].clamp_min(0).sqrt()
+    return level[:, 0].clamp_min_(0).sqrt_()
+
+
+def spectral_envelope(reference: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """`[B, T // 2 + 1]`: |rfft(ref)| smoothed over SPECTRAL_SMOOTH_HZ, mean 1 per row."""
+    magnitude = torch.fft.rfft(reference, dim=-1).abs().unsqueeze(1)
+    width = max(1, round(SPECTRAL_SMOOTH_HZ * reference.shape[-1] / sample_rate)) | 1
+    smooth = torch.nn.functional.avg_pool1d(magnitude, width, stride=1, padding=width // 2,
+                                            count_include_pad=False)[:, 0]
+    return smooth / smooth.mean(dim=-1, keepdim=True).clamp_min(EPS)
 
 
 @dataclass
@@ -142,35 +126,49 @@ class Guide:
     """What a reference `[B, T]` tells every step; computed once per dream or block.
 
     Attributes:
-        weight: the STFT weight of step 2 `[B, F, N]`, None when follow is 0.
-        level: the reference's local level `[B, T]` (step 3), None when follow is 0.
-        rms: the reference's RMS `[B, 1]`.
+        filter: step 2's rfft-domain weight `[B, T // 2 + 1]` (lines included).
+        level: the reference's local level `[B, T]`, None when follow is 0.
+        slow: the same over SLOW_SPAN.
+        rms: the reference's RMS `[B, 1]`, None for an absolute level.
         exponent: how much of the local level to impose, min(follow, 1).
     """
 
-    weight: torch.Tensor | None
+    filter: torch.Tensor
     level: torch.Tensor | None
-    rms: torch.Tensor
+    slow: torch.Tensor | None
+    rms: torch.Tensor | None
     exponent: float
 
 
-def guide(reference: torch.Tensor, follow_input: float) -> Guide:
+def guide(reference: torch.Tensor | None, follow_input: float, length: int,
+          sample_rate: int, strides: tuple[int, ...]) -> Guide:
+    """The guide for steps on windows of `length`; `reference` None = absolute level."""
+    mask = line_mask(length, sample_rate, strides)
+    if reference is None:
+        return Guide(mask, None, None, None, 0.0)
+    mask = mask.to(reference.device)
     if follow_input <= 0:
-        return Guide(None, None, rms(reference), 0.0)
-    return Guide(envelope(reference, follow_input), local_level(reference), rms(reference),
-                 min(follow_input, 1.0))
+        return Guide(mask, None, None, rms(reference), 0.0)
+    envelope = spectral_envelope(reference, sample_rate)
+    weight = envelope if follow_input == 1.0 else envelope.pow(follow_input)
+    return Guide(weight * mask, local_level(reference), local_level(reference, SLOW_SPAN),
+                 rms(reference), min(follow_input, 1.0))
 
 
-def shape(g: torch.Tensor, how: Guide | None, sample_rate: int,
-          strides: tuple[int, ...]) -> torch.Tensor:
-    """Steps 1-3 for `g` `[B, T]`; `how` None means no reference (absolute level)."""
-    if how is None:
-        g = remove_lines(g, sample_rate, strides)
-        return g * (ABSOLUTE_LEVEL / rms(g).clamp_min(EPS))
-    if how.weight is not None:
-        g = follow(g, how.weight)
-        ratio = how.level / local_level(g).clamp_min(EPS)
-        g = g * (ratio if how.exponent == 1.0 else ratio.pow(how.exponent))
-    # Last, so that no later time-varying gain spreads energy back into the notches.
-    g = remove_lines(g, sample_rate, strides)
-    return g * (how.rms / rms(g).clamp_min(EPS))
+def shape(g: torch.Tensor, how: Guide) -> torch.Tensor:
+    """Steps 1-3 for `g` `[B, T]`."""
+    if how.level is not None:
+        g = g * _ratio(how.level, local_level(g), how.exponent)
+    spectrum = torch.fft.rfft(g, dim=-1)
+    spectrum *= how.filter.to(g.device)
+    g = torch.fft.irfft(spectrum, n=g.shape[-1], dim=-1)
+    if how.slow is not None:  # the filter moved the level a little: match it again, slowly
+        g *= _ratio(how.slow, local_level(g, SLOW_SPAN), how.exponent)
+    target = ABSOLUTE_LEVEL if how.rms is None else how.rms
+    return g.mul_(target / rms(g).clamp_min(EPS))
+
+
+def _ratio(wanted: torch.Tensor, level: torch.Tensor, exponent: float) -> torch.Tensor:
+    """(wanted / level) ^ exponent, computed in `level`'s storage."""
+    ratio = torch.div(wanted, level.clamp_min_(EPS), out=level)
+    return ratio if exponent == 1.0 else ratio.pow_(exponent)
