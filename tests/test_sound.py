@@ -130,6 +130,20 @@ def test_change_output_is_the_difference(model):
     assert np.sqrt(np.mean(change ** 2)) > 0.05 * np.sqrt(np.mean(x ** 2))
 
 
+def test_mel_model_default_colours_without_gating(shipped):
+    """Defect 5: the mel model's step was in other units: nothing at the shared
+    default, gating the music away at a little more."""
+    mel = shipped.get("instruments-mel")
+    x = clicks(2.0) + pink(2.0, level=0.03)
+    out = dream(x[None], RATE, mel, DreamParams()).audio[0]
+    c = listening.compare(x, out, RATE)
+    assert c.change_db > -14            # audible
+    assert c.retain > 0.7 and c.logmel_r > 0.8   # not gated away
+    louder = dream(x[None], RATE, mel, DreamParams(step_size=0.2)).audio[0]
+    # Each band's gain is bounded, so even large steps keep the input there.
+    assert listening.compare(x, louder, RATE).logmel_r > 0.6
+
+
 def test_models_carry_their_own_defaults(shipped):
     mel = shipped.get("instruments-mel")
     assert DreamParams().resolve(mel.spec).step_size == pytest.approx(0.05)
