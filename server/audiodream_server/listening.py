@@ -16,8 +16,9 @@ Each compares a dream `y` with its input `x` (both `[T]`, same rate):
                p(f) = 10 log10(P(f) / median P(f - 135 Hz .. f + 135 Hz)),
                new_line = max p_y(f) over the bins where x never has a line
                (p_x < 3 dB within +-2 bins, in the long-term spectrum and in
-               the max-hold of 0.37 s segments, so brief notes count) and y is no more than 60 dB below its loudest
-               bin (dB); a partial of x made louder is not new
+               the max-hold of 0.37 s segments, so brief notes count) and y
+               is no more than 60 dB below its loudest bin (dB); a partial of
+               x made louder is not new
     join_db    level of the change where windows overlap against mid-window,
                relative to the input's level in the same places (the change
                follows the input's loudness): 10 log10((sum_J d^2 / sum_J x^2) /
@@ -94,7 +95,8 @@ def prominence(power: np.ndarray, bin_hz: float) -> np.ndarray:
     return 10.0 * np.log10((power + 1e-30) / (np.median(windows, axis=-1) + 1e-30))
 
 
-def new_line_db(x: np.ndarray, y: np.ndarray, rate: int, low_hz: float = 50.0) -> tuple[float, float]:
+def new_line_db(x: np.ndarray, y: np.ndarray, rate: int,
+                low_hz: float = 50.0) -> tuple[float, float]:
     """`(dB, Hz)` of the strongest line of y not in x (see the module docstring)."""
     freqs, px = long_term_spectrum(x, rate)
     _, py = long_term_spectrum(y, rate)
@@ -138,7 +140,10 @@ def hf_share(x: np.ndarray, rate: int, above_hz: float = 8000.0) -> float:
 
 
 def join_level_db(x: np.ndarray, change: np.ndarray, window: int, overlap: int) -> float:
-    """Change level (relative to x) in window overlaps against the rest (dB); nan with one window."""
+    """Change level (relative to x) at window overlaps against the rest (dB).
+
+    nan with a single window (there is no join).
+    """
     hop = window - overlap
     joins = np.zeros(change.size, dtype=bool)
     start = hop

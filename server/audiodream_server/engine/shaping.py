@@ -98,7 +98,6 @@ def local_level(x: torch.Tensor, span_samples: int = LEVEL_SPAN) -> torch.Tensor
     instead of per sample.
     """
     batch, length = x.shape
-    frames = -(-length // LEVEL_HOP)
     whole = (length // LEVEL_HOP) * LEVEL_HOP
     power = x[:, :whole].reshape(batch, -1, LEVEL_HOP).pow(2).mean(dim=-1)
     if whole < length:  # the last, partial frame

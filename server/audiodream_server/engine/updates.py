@@ -17,8 +17,9 @@ from signal s:
 The threshold is in dB below each item's loudest bin: DreamSound's linear 0.5
 (-6 dB) passes a fraction of a percent of the bins of real material; the
 default -45 dB passes the partials that carry a sound (chosen with the sound
-benchmark: target_filter audible on speech and drums, hardcut no longer shreds). g is the shaped, level-matched
-update of `shaping.shape`, so `step` is relative to the input's level here too.
+benchmark: target_filter audible on speech and drums, hardcut no longer shreds).
+g is the shaped, level-matched update of `shaping.shape`, so `step` is relative
+to the input's level here too.
 
 DreamSound's published code multiplies magnitude and phase with the real and
 imaginary parts swapped and loses samples in the inverse STFT; here the
