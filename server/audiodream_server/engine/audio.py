@@ -50,6 +50,15 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[np.ndarray, in
     return np.ascontiguousarray(samples.T), rate
 
 
+def declared_shape(data: bytes) -> tuple[int, int, int] | None:
+    """`(rate, channels, frames)` from a sound file's header, or None if unreadable."""
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as sound:
+            return int(sound.samplerate), int(sound.channels), int(sound.frames)
+    except Exception:  # noqa: BLE001 - `decode` reports what is wrong
+        return None
+
+
 def from_pcm(data: bytes, sample_rate: int, channels: int,
              limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
     """Interleaved float32 little-endian bytes -> `[C, T]`."""

@@ -16,6 +16,7 @@ import torch
 
 from audiodream.v1 import audiodream_pb2 as pb
 
+from ..engine import audio as audio_io
 from ..engine.params import DreamParams, Limits
 from ..errors import OutOfRange, ResourceExhausted
 from ..models.registry import LoadedModel
@@ -27,16 +28,26 @@ STFT_BUDGET = 768 * MB
 REPLY_BYTES = {"pcm": 4.0, "wav": 4.0, "flac": 3.1, "ogg": 0.5}
 REPLY_OVERHEAD = 64 * 1024  # features, params, timing: a generous allowance
 STFT_RULES = ("hardcut", "hardcut_add", "target_filter", "flip")
-PROBE_SECONDS = 1.0  # octaves shorter than this are test-run once before the dream
+PROBE_SECONDS = 1.0
+# The octave resampler works with ratios of denominator <= 32: a coarser octave rounds to 0.
+MAX_SHRINK = 32  # octaves shorter than this are test-run once before the dream
 
 
 def check_request(request: pb.DreamRequest, limits: Limits, max_message_bytes: int) -> None:
     """Checks on the raw request, before anything is decoded."""
     audio = request.audio
-    if audio.WhichOneof("data") == "pcm" and audio.channels and audio.sample_rate:
-        frames = len(audio.pcm) // (4 * audio.channels)
-        check_reply(frames, audio.channels, request.params.output_format or "pcm",
+    fmt = request.params.output_format or "pcm"
+    kind = audio.WhichOneof("data")
+    if kind == "pcm" and audio.channels and audio.sample_rate:
+        check_reply(len(audio.pcm) // (4 * audio.channels), audio.channels, fmt,
                     max_message_bytes)
+    elif kind == "encoded":
+        declared = audio_io.declared_shape(audio.encoded)
+        if declared is not None:
+            rate, channels, frames = declared
+            audio_io.check_format(rate, channels, limits)
+            if frames <= limits.max_seconds * rate:  # longer is refused by `decode`
+                check_reply(frames, channels, fmt, max_message_bytes)
 
 
 def check_reply(frames: int, channels: int, fmt: str, max_message_bytes: int) -> None:
@@ -55,6 +66,11 @@ def check_dream(audio: np.ndarray, rate: int, params: DreamParams, model: Loaded
     channels, frames = audio.shape
     check_reply(frames, channels, params.output_format, max_message_bytes)
     spec = model.spec
+    coarsest = params.octave_scale ** (params.octaves - 1)
+    if coarsest > MAX_SHRINK:
+        raise OutOfRange(f"{params.octaves} octaves at scale {params.octave_scale:g} shrink the "
+                         f"sound {coarsest:.0f}x; at most {MAX_SHRINK}x is possible: use fewer "
+                         "octaves or a smaller octave_scale")
     length = max(1, round(frames * spec.sample_rate / rate))
     shortest = min(_octave_length(length, params.octave_scale ** k)
                    for k in range(params.octaves))
