@@ -313,3 +313,14 @@ def test_status_messages_are_cleaned():
     assert "/home" not in message and "x.pt" in message and "0x7f" not in message
     assert "Traceback" not in message
     assert len(clean("name " + "n" * 100_000)) < 200
+
+
+def test_allocation_failures_are_resource_exhausted_and_bugs_internal():
+    from audiodream_server.service.status import status_of
+
+    oom = RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not "
+                       "enough memory: you tried to allocate 6442450944 bytes.")
+    for exc in (oom, MemoryError()):
+        code, message = status_of(exc)
+        assert code == C.RESOURCE_EXHAUSTED and "shorter audio" in message
+    assert status_of(ValueError("a bug"))[0] == C.INTERNAL

@@ -3,7 +3,7 @@
 A user drops `NAME.pt` (a TorchScript archive, `torch.jit.save`) and `NAME.json`
 into the models directory. TorchScript is not pickle, but an archive is still a
 program: its methods can call file and system operations when the model runs
-(a test archive reads and overwrites a file during a Dream). So these models
+(an archive can read and overwrite a file during a Dream). So these models
 are code that must be trusted, and the server loads them only when its
 operator enables them (see `catalog.build_registry`).
 
