@@ -74,7 +74,7 @@ def test_honest_use_at_the_default_limits_leaves_health_answering(models):
     release = threading.Event()
     x = (0.1 * np.random.default_rng(0).standard_normal(44100)).astype("<f4")
     request = pb.DreamRequest(audio=pb.Audio(pcm=x.tobytes(), sample_rate=44100, channels=1),
-                              params=pb.DreamParams(iterations=30))
+                              params=pb.DreamParams(iterations=400))
     try:
         with grpc.insecure_channel(address) as channel:
             dream = stub(channel)
