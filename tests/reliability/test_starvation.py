@@ -102,21 +102,24 @@ def test_queued_dreams_run_in_arrival_order(models):
         return pb.DreamRequest(audio=pb.Audio(pcm=x.tobytes(), sample_rate=44100, channels=1),
                                params=pb.DreamParams(iterations=iterations))
 
+    def done(i):
+        with lock:
+            order.append(i)
+
     try:
         with grpc.insecure_channel(address) as channel:
             dream = stub(channel)
-            first = dream.Dream.future(request(40), timeout=300)  # holds the slot a while
+            first = dream.Dream.future(request(1000), timeout=300)  # holds the slot
             time.sleep(0.3)
             futures = []
             for i in range(8):
                 future = dream.Dream.future(request(2), timeout=300)
-                future.add_done_callback(lambda f, i=i: (lock.acquire(), order.append(i),
-                                                         lock.release()))
+                future.add_done_callback(lambda f, i=i: done(i))
                 futures.append(future)
                 time.sleep(0.05)
+            first.cancel()  # frees the slot once its step ends; the queue drains
             queued = [f.result().timing.queue_seconds for f in futures]
-            first.result()
         assert order == list(range(8)), order
-        assert queued == sorted(queued)  # later arrivals waited at least as long
+        assert min(queued) > 0  # every one of them did wait its turn
     finally:
         server.stop(None)
