@@ -21,9 +21,10 @@ from ..errors import ResourceExhausted
 
 class ComputeGate:
     def __init__(self, active: int = 1, waiting: int = 16):
+        self.active = active
+        self.max_waiting = waiting
         self._free = active
         self._waiters: deque[asyncio.Future] = deque()
-        self._max_waiting = waiting
 
     @property
     def waiting(self) -> int:
@@ -34,7 +35,7 @@ class ComputeGate:
         if self._free > 0 and not self._waiters:
             self._free -= 1
             return 0.0
-        if len(self._waiters) >= self._max_waiting:
+        if len(self._waiters) >= self.max_waiting:
             raise ResourceExhausted(f"server busy: {len(self._waiters)} dreams already queued, "
                                     "the most it queues; try again later")
         start = time.perf_counter()

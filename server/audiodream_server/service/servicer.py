@@ -21,6 +21,7 @@ from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
 from ..engine.params import Limits, DEFAULT_LIMITS
 from ..engine.pipeline import Progress, dream
 from ..models.registry import ResidentModels
+from ..errors import ResourceExhausted
 from . import budget, convert, status
 from ..stream import StreamHub
 from .gate import ComputeGate
@@ -63,6 +64,7 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
         self.pools = pools or Pools.sized(1, self.streams.max_streams)
         self.max_message_bytes = max_message_bytes
         self.config_seconds = config_seconds
+        self._preparing = 0  # requests being decoded and checked (event-loop state)
 
     @status.unary
     async def ListModels(self, request, context):
@@ -107,6 +109,8 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
                 yield item
         finally:
             task.cancel()
+            if task.done() and not task.cancelled():
+                task.exception()  # the caller left as it failed: nobody to tell
 
     @status.streaming
     async def StreamDream(self, request_iterator, context):
@@ -129,7 +133,16 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
                                self.max_message_bytes, self.max_batch)
             return inputs, model
 
-        inputs, model = await loop.run_in_executor(self.pools.prepare, prepare)
+        # Requests being decoded count against the queue too, so a flood of large
+        # requests cannot pile up in memory ahead of the gate.
+        if self._preparing + self.gate.waiting >= self.gate.max_waiting + self.gate.active:
+            raise ResourceExhausted(f"server busy: {self._preparing + self.gate.waiting} "
+                                    "dreams already waiting; try again later")
+        self._preparing += 1
+        try:
+            inputs, model = await loop.run_in_executor(self.pools.prepare, prepare)
+        finally:
+            self._preparing -= 1
         stop = threading.Event()
 
         def work() -> pb.DreamResponse:
