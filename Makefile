@@ -3,6 +3,7 @@
 #   make test         install, then run every test
 #   make reliability  the long reliability run (20,000 fuzz cases, 10-minute soak)
 #   make bench        print the benchmark numbers recorded in the README
+#   make bench-sound  the sound benchmark (how dreams sound, in numbers)
 #   make proto        regenerate the Python stubs from proto/
 #   make lint         static checks
 PYTHON ?= python3
@@ -13,7 +14,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install serve test reliability bench proto lint clean
+.PHONY: install serve test reliability bench bench-sound proto lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,10 @@ reliability: install
 
 bench: install
 	$(PY) bench/dream_bench.py
+
+# How dreams sound: needs espeak-ng, fluidsynth and fluid-soundfont-gm.
+bench-sound: install
+	$(PY) bench/sound_bench.py $(ARGS)
 
 proto: install
 	PYTHON=$(PY) scripts/gen_proto.sh

@@ -89,10 +89,15 @@ def test_gradient_normalisation_makes_scale_irrelevant(mode):
     assert torch.equal(normalise(torch.zeros(1, 10), mode), torch.zeros(1, 10))
 
 
-def test_crossfade_is_equal_power():
+def test_crossfade_sums_to_one_in_amplitude():
+    """Neighbouring windows' changes are correlated: amplitude fades keep their level."""
     w = windows.crossfade_weights(3, 100, 25)
     fade_out, fade_in = w[0, 75:], w[1, :25]
-    assert torch.allclose(fade_out ** 2 + fade_in ** 2, torch.ones(25), atol=1e-6)
+    assert torch.allclose(fade_out + fade_in, torch.ones(25), atol=1e-6)
+    # Identical changes in both windows come out at exactly their own level.
+    same = torch.ones(3, 100)
+    joined = windows.overlap_add(same, 1, windows.plan(250, 100, 25)[1] * 2 + 100, 25)
+    assert torch.allclose(joined, torch.ones_like(joined), atol=1e-6)
     assert torch.all(w[0, :75] == 1) and torch.all(w[2, 75:] == 1)
 
 

@@ -45,7 +45,7 @@ def test_ascent_raises_the_objective_measured_independently(default_model):
             acts = default_model.module.features(torch.from_numpy(audio), ["conv2"])
             return float(objective(acts, params, "logits").mean())
 
-    assert measure(out.audio) > 3 * measure(x)
+    assert measure(out.audio) > 1.5 * measure(x)
 
 
 @pytest.mark.parametrize("rate", [22050, 44100, 48000])

@@ -101,10 +101,34 @@ def test_no_discontinuities_at_block_joins(address, mode):
 def test_generate_mode_runs_free_and_stays_bounded(address):
     x = np.zeros(48000 * 3, np.float32)  # silence in: the loop sings on its own
     s, outputs = run_stream(address, x, iterations=2, mode="generate", init="white",
-                            step_size=0.05, offline=True)
+                            step_size=0.05, offline=True, mix_original=0.0)
     y = np.concatenate(outputs)
     assert np.abs(y).max() <= 1.0 and np.sqrt(np.mean(y[B:] ** 2)) > 0.01
     assert s.ready.config.mode == "generate"
+
+
+def test_generate_mode_starts_at_once_and_follows_the_live_input(address):
+    """From the first block after the latency, the loop plays what is played, dreamed;
+    a new sound later in the stream reaches the output (the loop follows it)."""
+    first = tone(2.0, 48000, freq=220.0)[:, 0]
+    second = tone(3.0, 48000, freq=370.0, seed=2)[:, 0]
+    x = np.concatenate([first, second])
+    s, outputs = run_stream(address, x, iterations=2, mode="generate", offline=True)
+    y = np.concatenate(outputs)
+    latency = s.latency
+    early = slice(latency, latency + 24000)  # the first half second heard
+
+    def corr(a, b):
+        return float(np.corrcoef(a, b)[0, 1])
+
+    assert np.sqrt(np.mean(y[early] ** 2)) > 0.5 * np.sqrt(np.mean(x[:24000] ** 2))
+    assert corr(y[early], x[early.start - latency:early.stop - latency]) > 0.5
+    # Two seconds into the new sound, the output carries it, not the old one.
+    late = y[latency + 96000 + 96000: latency + 96000 + 120000]
+    spectrum = np.abs(np.fft.rfft(late))
+    freqs = np.fft.rfftfreq(late.size, 1 / 48000)
+    near = lambda f: spectrum[(freqs > f - 20) & (freqs < f + 20)].max()  # noqa: E731
+    assert near(370.0) > near(220.0)
 
 
 def test_control_changes_the_dream_from_the_next_block(address):

@@ -63,6 +63,8 @@ S.DreamParams = {
   {29, "octave_scale", "float", "optional"},
   {30, "phase", "string"},
   {31, "gl_iters", "int32", "optional"},
+  {32, "follow_input", "float", "optional"},
+  {33, "output", "string"},
 }
 
 S.DreamRequest = {

@@ -89,18 +89,26 @@ def _add_dream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negate", action="store_true", help="push away from the class")
     p.add_argument("--iterations", type=int,
                    help="gradient steps [20; when streaming, per block: 4]")
-    p.add_argument("--step-size", type=float, help="step relative to the gradient [0.02]")
+    p.add_argument("--step-size", type=float,
+                   help="step, a fraction of the input's level [the model's: 0.02]")
     p.add_argument("--seed", type=int, help="random seed [0]")
     p.add_argument("--init", help="input, white, pink, sine, silence [input]")
     p.add_argument("--jitter", type=int, help="random time shift, model samples [0]")
-    p.add_argument("--lowpass", type=float, help="low-pass cutoff, Hz [off]")
+    p.add_argument("--lowpass", type=float, help="low-pass of the change, Hz [off]")
+    p.add_argument("--follow", type=float,
+                   help="how closely the change follows the input's envelope, 0..2 [1]; "
+                        "0 = bare gradient")
+    p.add_argument("--change-only", action="store_true",
+                   help="return the dream's change alone (the sonified gradient)")
     p.add_argument("--smoothing", type=float, help="gradient smoothing coefficient [0.5]")
     p.add_argument("--smoothing-kernel", type=int, help="smoothing kernel, odd [9]")
     p.add_argument("--grad-norm", help="std, l2, mean_abs [std]")
     p.add_argument("--mix", type=float, help="dry/wet, 0..1 [1]")
-    p.add_argument("--mix-original", type=float, help="pull toward the input per step [0]")
+    p.add_argument("--mix-original", type=float,
+                   help="pull toward the input per step [0; generate streams 0.1]")
     p.add_argument("--update", help="add, hardcut, hardcut_add, target_filter, flip [add]")
-    p.add_argument("--threshold", type=float, help="filter rules: mask threshold 0..2 [0.5]")
+    p.add_argument("--threshold", type=float,
+                   help="filter rules: mask threshold, dB below the loudest bin [-45]")
     p.add_argument("--power", type=float, help="filter rules: magnitude exponent [1.0]")
     p.add_argument("--n-fft", type=int, help="filter rules: STFT size [2048]")
     p.add_argument("--hop", type=int, help="filter rules: STFT hop [512]")
@@ -127,7 +135,8 @@ def _dream_params(args) -> dict:
                   update=args.update, threshold=args.threshold, power=args.power,
                   n_fft=args.n_fft, hop=args.hop, content_weight=args.content_weight,
                   octaves=args.octaves, octave_scale=args.octave_scale, phase=args.phase,
-                  gl_iters=args.gl_iters)
+                  gl_iters=args.gl_iters, follow_input=args.follow,
+                  output="change" if args.change_only else None)
     if args.class_ is not None:
         key = "class_index" if args.class_.isdigit() else "class_name"
         params[key] = int(args.class_) if key == "class_index" else args.class_

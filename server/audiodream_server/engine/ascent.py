@@ -2,15 +2,19 @@
 
 The offline pipeline passes one group (all windows of one request); the stream
 scheduler passes one group per live stream, so several performers share one
-forward/backward pass. For each item x of each group:
+forward/backward pass. For each item x of each group, with x0 its original:
 
     x_s = roll(x, shift)                    random circular shift (time_jitter)
     g   = d objective(model(x_s)) / d x     autograd undoes the roll
     g   = normalise(cascade_smooth(g, sigma_i))
-    x   = update(x, g)                      `add` or a DreamSound filter rule
-    x   = lowpass(x);  x = x + m * (x0 - x) optional, m = mix_original
-    x   = x / max(1, peak(x))               bounded, never clipped
+    u   = shape(g, reference)               no stride lines; follows the input;
+                                            RMS = the reference's (shaping.py)
+    x'  = update(x, u)                      `add` or a DreamSound filter rule
+    d   = (1 - m) * lowpass(x' - x0)        only the change is filtered and
+    x   = x0 + d                            pulled back (m = mix_original)
 
+The original passes untouched: nothing in the loop scales or filters it, and
+the result is bounded once, at the end of the dream (SPEC §2.1 step 5).
 Items are independent (BatchNorm in eval mode, per-item objectives and
 normalisation), so batching changes nothing but speed.
 """
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.registry import LoadedModel
-from . import updates
+from . import shaping, updates
 from .gradients import normalise
 from .lowpass import lowpass
 from .objectives import NEEDS_TARGET_ACTS, References, layers_needed, needs_original, objective
@@ -42,6 +46,11 @@ class Group:
         target: the target sound's items `[b, T]`, when the request has one.
         refs: the target's (and original's) activations, when the caller
             computed them once for all iterations (possible without shifts).
+        reference: what the update follows and takes its level from
+            (`shaping.shape`); None = x0; `ABSOLUTE` = nothing (from silence).
+        guide: what the reference tells every step (`shaping.guide`); `step`
+            fills it on first use, so a caller that keeps the group across
+            iterations computes it once.
     """
 
     x: torch.Tensor
@@ -52,6 +61,11 @@ class Group:
     shift: torch.Tensor | None = None
     target: torch.Tensor | None = None
     refs: References | None = None
+    reference: torch.Tensor | str | None = None
+    guide: shaping.Guide | None = None
+
+
+ABSOLUTE = "absolute"
 
 
 def roll(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -86,6 +100,7 @@ def step(model: LoadedModel, groups: list[Group]) -> list[tuple[torch.Tensor, to
         (grad,) = torch.autograd.grad(torch.cat(values).sum(), x)
 
     results, start = [], 0
+    rate = model.spec.sample_rate
     for g, value in zip(groups, values, strict=True):
         part = grad[start:start + len(g.x)]
         start += len(g.x)
@@ -93,11 +108,16 @@ def step(model: LoadedModel, groups: list[Group]) -> list[tuple[torch.Tensor, to
         sigma = cascade_sigma(p.smoothing_coefficient, g.iteration, g.iterations)
         part = normalise(cascade_smooth(part, sigma, p.smoothing_kernel), p.grad_norm)
         with torch.no_grad():
+            if g.guide is None and not isinstance(g.reference, str):
+                g.guide = shaping.guide(g.x0 if g.reference is None else g.reference,
+                                        p.follow_input)
+            strides = tuple(model.spec.strides_up_to(layers_needed(p, logits)))
+            part = shaping.shape(part, g.guide, rate, strides)
             new = updates.apply(g.x.detach(), part, g.x0, g.target, p)
-            new = lowpass(new, model.spec.sample_rate, p.lowpass_hz)
+            change = lowpass(new - g.x0, rate, p.lowpass_hz)
             if p.mix_original:
-                new = new + p.mix_original * (g.x0 - new)
-            new = new / new.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
+                change = change * (1.0 - p.mix_original)
+            new = g.x0 + change
         results.append((new, value.detach()))
     return results
 

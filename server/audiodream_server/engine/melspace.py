@@ -6,9 +6,11 @@ the log-mel L of each window is the optimised variable:
     S  = STFT(x);  L0 = log(W |S|^2 + eps);  L = L0
     repeat: g = d objective(model(L)) / d L;  L = L + step * g / norm(g)
             (optionally L = L + m (L0 - L), the pull toward the original)
+            L = L0 + clamp(L - L0, +-12 dB)   each band's gain is bounded
 
 and the sound comes back through the change of L, as a gain on the original
-spectrum, so nothing the mel bands cannot see is lost:
+spectrum, so nothing the mel bands cannot see is lost (and a low-pass applies to
+the change x' - x only):
 
     G = exp(L - L0)                      power gain per mel band and frame
     A = sqrt(W^T-weighted mean of G)     amplitude gain per STFT bin
@@ -24,6 +26,7 @@ all of them, e.g. with the `mean` objective.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -35,6 +38,8 @@ from .objectives import NEEDS_TARGET_ACTS, References, layers_needed, needs_orig
 from .params import DreamParams
 
 Report = Callable[[int, torch.Tensor], None]
+MAX_GAIN_DB = 12.0
+MAX_LOG_GAIN = MAX_GAIN_DB / 10.0 * math.log(10.0)  # in the natural-log power units of L
 
 
 def griffin_lim(magnitude: torch.Tensor, frontend, length: int, iterations: int,
@@ -84,6 +89,9 @@ def dream_batch(model: LoadedModel, x: torch.Tensor, params: DreamParams,
             mel = mel + params.step_size * step
             if params.mix_original:
                 mel = mel + params.mix_original * (original - mel)
+            # A band may be boosted or cut by MAX_GAIN_DB at most: beyond that the
+            # dream gates the music away instead of colouring it.
+            mel = original + (mel - original).clamp(-MAX_LOG_GAIN, MAX_LOG_GAIN)
         report(i, value.detach())
     with torch.no_grad():
         gain = frontend.linear_gain(torch.exp(mel - original)[:, 0])
@@ -94,8 +102,8 @@ def dream_batch(model: LoadedModel, x: torch.Tensor, params: DreamParams,
                                   generator)
         out = torch.istft(dreamed, frontend.n_fft, frontend.hop, window=frontend.window,
                           center=True, length=length)
-        out = lowpass(out, model.spec.sample_rate, params.lowpass_hz)
-        return out / out.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
+        # Only the change is low-passed; the result is bounded by the pipeline.
+        return x + lowpass(out - x, model.spec.sample_rate, params.lowpass_hz)
 
 
 def _roll_frames(mel: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

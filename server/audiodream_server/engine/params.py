@@ -19,6 +19,13 @@ UPDATES = ("add", "hardcut", "hardcut_add", "target_filter", "flip")
 # What needs a target sound to mean anything.
 NEEDS_TARGET = ("target_features", "style", "target_filter")
 INITS = ("input", "white", "pink", "sine", "silence")
+# What a dream returns: the input with the change mixed in, or the change alone
+# (DreamSound's "sonified gradient").
+OUTPUTS = ("mix", "change")
+# Parameters a model may give its own default (model card "dream_defaults");
+# None in DreamParams means "the model's default, else ENGINE_DEFAULTS".
+MODEL_DEFAULTS = ("step_size", "lowpass_hz", "follow_input", "iterations")
+ENGINE_DEFAULTS = {"step_size": 0.02, "lowpass_hz": 0.0, "follow_input": 1.0, "iterations": 20}
 GRAD_NORMS = ("std", "l2", "mean_abs")
 OUTPUT_FORMATS = ("pcm", "wav", "flac", "ogg")
 PHASES = ("original", "griffinlim")
@@ -55,15 +62,15 @@ class DreamParams:
     layers: tuple[LayerSelection, ...] = ()
     objective: str = "activation"
     update: str = "add"
-    iterations: int = 20
-    step_size: float = 0.02
+    iterations: int | None = None
+    step_size: float | None = None
     seed: int = 0
     init: str = "input"
     init_frequency_hz: float = 440.0
     init_gain: float = 0.25
     time_jitter: int = 0
-    lowpass_hz: float = 0.0
-    mix_original: float = 0.0
+    lowpass_hz: float | None = None
+    mix_original: float | None = None  # None: off, except in generate streams
     smoothing_coefficient: float = 0.5
     smoothing_kernel: int = 9
     grad_norm: str = "std"
@@ -73,7 +80,7 @@ class DreamParams:
     negate: bool = False
     window_overlap: float = 0.25
     output_format: str = "pcm"
-    threshold: float = 0.5
+    threshold: float = -45.0
     power: float = 1.0
     n_fft: int = 2048
     hop: int = 512
@@ -82,6 +89,8 @@ class DreamParams:
     octave_scale: float = 1.5
     phase: str = "original"
     gl_iters: int = 32
+    follow_input: float | None = None
+    output: str = "mix"
 
     def validate(self, limits: Limits = DEFAULT_LIMITS) -> "DreamParams":
         """Checks every field that does not depend on the model. Returns self."""
@@ -90,8 +99,10 @@ class DreamParams:
         _choice("init", self.init, INITS)
         _choice("grad_norm", self.grad_norm, GRAD_NORMS)
         _choice("output_format", self.output_format, OUTPUT_FORMATS)
+        _choice("output", self.output, OUTPUTS)
         _range("iterations", self.iterations, 0, limits.max_iterations)
         _range("step_size", self.step_size, 0.0, 10.0)
+        _range("follow_input", self.follow_input, 0.0, 2.0)
         _range("seed", self.seed, 0, 2**63 - 1)
         _range("init_frequency_hz", self.init_frequency_hz, 1.0, 96000.0)
         _range("init_gain", self.init_gain, 0.0, 1.0)
@@ -104,7 +115,7 @@ class DreamParams:
             raise OutOfRange(f"smoothing_kernel must be odd (1..255), got {self.smoothing_kernel}")
         _range("mix", self.mix, 0.0, 1.0)
         _range("window_overlap", self.window_overlap, 0.05, 0.75)
-        _range("threshold", self.threshold, 0.0, 2.0)
+        _range("threshold", self.threshold, -120.0, 0.0)
         _range("power", self.power, 0.1, 4.0)
         _range("n_fft", self.n_fft, 16, 16384)
         _range("hop", self.hop, 1, self.n_fft)
@@ -154,7 +165,17 @@ class DreamParams:
             if not 0 <= class_index < len(spec.classes):
                 raise OutOfRange(f"class_index {class_index} is out of range: "
                                  f"model {spec.name} has classes 0..{len(spec.classes) - 1}")
-        return replace(self, model=spec.name, layers=tuple(layers), class_index=class_index)
+        defaults = {name: value for name, value in spec.dream_defaults
+                    if getattr(self, name) is None}
+        if self.follow_input is None and self.objective in ("target_features", "style"):
+            # Moving toward a target's sound: the change must be free to leave
+            # the input's envelope.
+            defaults["follow_input"] = 0.0
+        for name in MODEL_DEFAULTS:
+            if getattr(self, name) is None and name not in defaults:
+                defaults[name] = ENGINE_DEFAULTS[name]
+        return replace(self, model=spec.name, layers=tuple(layers), class_index=class_index,
+                       **defaults)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -162,7 +183,9 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise InvalidArgument(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
 
 
-def _range(name: str, value: float, low: float, high: float) -> None:
+def _range(name: str, value: float | None, low: float, high: float) -> None:
+    if value is None:  # a model default, filled by `resolve`
+        return
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidArgument(f"{name} must be a finite number, got {value}")
     if not low <= value <= high:

@@ -5,20 +5,24 @@
 3. fixed-length models: cut into overlapping windows; every window of every
    channel is one item of one batch (chunks of `max_batch` items)
 4. `iterations` gradient-ascent steps on every item (`ascent.step`: jitter,
-   gradient, smoothing, normalisation, update, low-pass, pull-back, bound)
-   With `octaves` > 1 this runs at successively longer time scales: the sound
-   is shortened by octave_scale^k (the model hears it faster and higher),
-   dreamed, and the change it gained ("detail") is stretched to the next scale
-   and re-injected, coarsest first, as image DeepDream does with its pyramid.
-5. join the windows' changes with equal-power crossfades, resample the change
+   gradient, smoothing, normalisation, shaping, update, low-pass and pull-back
+   of the change). With `octaves` > 1 this runs at successively longer time
+   scales: the sound is shortened by octave_scale^k (the model hears it faster
+   and higher), dreamed, and the change it gained ("detail") is stretched to
+   the next scale and re-injected, coarsest first, as image DeepDream does with
+   its pyramid. Each octave takes step_size / octaves, so more octaves spread
+   the same amount of change over more scales (more detail, not more noise).
+5. join the windows' changes with raised-cosine crossfades, resample the change
    back to the input rate and add it to the untouched input:
 
        out = input + mix * resample(dreamed - start)           (init = input)
        out = (1 - mix) * input + mix * resample(dreamed)       (other inits)
+       out = mix * resample(dreamed - start)                   (output "change")
 
    Only the change passes through the resamplers, so 0 iterations return the
    input bit for bit and content above the model's Nyquist is kept.
-6. peak-normalise the output if it exceeds 1 (the gain is reported).
+6. peak-normalise the output if it exceeds 1 (the gain is reported): the one
+   place the result is bounded.
 
 The engine knows nothing of gRPC: it raises `audiodream_server.errors` types.
 """
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Callable
 
@@ -38,7 +42,7 @@ from ..errors import Cancelled, InvalidArgument, ResourceExhausted
 from ..models.registry import LoadedModel
 from . import audio as audio_io
 from . import melspace, windows
-from .ascent import Group, references, step
+from .ascent import ABSOLUTE, Group, references, step
 from .features import Features, features
 from .initial import initial_signal
 from .params import DreamParams, Limits, DEFAULT_LIMITS
@@ -115,7 +119,8 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
         target_m = _tensor(match_target(target, target_rate, channels, length, rate), device)
     lengths = [_octave_length(length, params.octave_scale ** k)
                for k in reversed(range(params.octaves))]
-    ascent = _Ascent(model, params, max_batch, generator, progress, should_stop, lengths,
+    octave_params = replace(params, step_size=params.step_size / params.octaves)
+    ascent = _Ascent(model, octave_params, max_batch, generator, progress, should_stop, lengths,
                      channels)
     prepare_seconds = time.perf_counter() - t_start
 
@@ -125,13 +130,18 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
         for octave_length in lengths:
             base = _rescale(start, octave_length)
             detail = _rescale(detail, octave_length)
+            reference = _rescale(original if params.init == "input" else start, octave_length)
             detail = detail + ascent.run(base + detail, _rescale(original, octave_length),
-                                         _rescale(target_m, octave_length))
+                                         _rescale(target_m, octave_length),
+                                         ABSOLUTE if params.init == "silence" else reference)
     except torch.cuda.OutOfMemoryError as exc:
         raise ResourceExhausted("out of GPU memory; send shorter audio or fewer channels") from exc
     change = detail
 
-    if params.init == "input":
+    if params.output == "change":
+        out = np.float32(params.mix) * resample(change.cpu().numpy(), rate, sample_rate,
+                                                audio.shape[1])
+    elif params.init == "input":
         back = resample(change.cpu().numpy(), rate, sample_rate, audio.shape[1])
         out = audio + np.float32(params.mix) * back
     else:
@@ -173,28 +183,53 @@ class _Ascent:
         if self.should_stop is not None and self.should_stop():
             raise Cancelled("the dream was cancelled by the caller")
 
-    def _waveform_batch(self, x: torch.Tensor, x0: torch.Tensor, shifts: torch.Tensor | None,
-                        target: torch.Tensor | None, report) -> torch.Tensor:
+    def _waveform(self, x: torch.Tensor, x0: torch.Tensor, shifts: torch.Tensor | None,
+                  target: torch.Tensor | None, reference, chunks: list[slice], report,
+                  channels: int, length: int) -> torch.Tensor:
+        """All iterations over all windows `[C * n, W]`, chunk by chunk within a step.
+
+        After every step the windows agree again where they overlap: their
+        changes are crossfaded into one signal and cut anew. The sound is one
+        signal seen through overlapping windows, not n dreams glued together,
+        so joins carry the same change as mid-window.
+        """
         p = self.params
+
+        def part(t, s):
+            return t if t is None or isinstance(t, str) else t[s]
+
         # Unshifted, the target's activations are the same at every iteration.
-        refs = None if shifts is not None else references(
-            self.model, Group(x, x0, p, 0, p.iterations, None, target))
+        refs = [None if shifts is not None else references(
+            self.model, Group(x[s], x0[s], p, 0, p.iterations, None, part(target, s)))
+            for s in chunks]
+        x = x.clone()
+        # One group per chunk for the whole ascent: its guide is computed once.
+        groups = [Group(x[s], x0[s], p, 0, p.iterations, None, part(target, s), r,
+                        part(reference, s)) for s, r in zip(chunks, refs, strict=True)]
         for i in range(p.iterations):
-            shift = shifts[i].to(x.device) if shifts is not None else None
-            ((x, value),) = step(self.model, [Group(x, x0, p, i, p.iterations, shift, target,
-                                                    refs)])
-            report(i, value)
+            for s, group in zip(chunks, groups, strict=True):
+                group.x, group.iteration = x[s], i
+                group.shift = shifts[i, s].to(x.device) if shifts is not None else None
+                ((x[s], value),) = step(self.model, [group])
+                report(i, value)
+            if self.window and self.windows > 1:
+                joined = windows.overlap_add(x, channels, length, self.overlap)
+                x = windows.split(joined, self.window, self.overlap)
         return x
 
-    def run(self, start: torch.Tensor, original: torch.Tensor,
-            target: torch.Tensor | None) -> torch.Tensor:
-        """Dreams `start` `[C, T]`; returns the change it gained, `[C, T]`."""
+    def run(self, start: torch.Tensor, original: torch.Tensor, target: torch.Tensor | None,
+            reference: torch.Tensor | str) -> torch.Tensor:
+        """Dreams `start` `[C, T]`; returns the change it gained, `[C, T]`.
+
+        `reference` `[C, T]` is what the steps follow (`shaping`), or ABSOLUTE.
+        """
         p, model = self.params, self.model
         channels, length = start.shape
         split = (lambda s: windows.split(s, self.window, self.overlap)) if self.window \
             else (lambda s: s)
         x_start, x0 = split(start), split(original)
         x_target = split(target) if target is not None else None
+        x_ref = reference if isinstance(reference, str) else split(reference)
         self.windows = self._count(length)
         items = x_start.shape[0]
         shifts = None
@@ -211,16 +246,16 @@ class _Ascent:
             if self.progress is not None:
                 self.progress(Progress(self.done, self.steps, float(value.mean())))
 
-        for first in range(0, items, self.max_batch):
-            part = slice(first, min(first + self.max_batch, items))
-            part_shifts = shifts[:, part] if shifts is not None else None
-            part_target = x_target[part] if x_target is not None else None
-            if model.spec.domain == "mel":
-                dreamed[part] = melspace.dream_batch(model, x_start[part], p, part_shifts,
-                                                     part_target, self.generator, report)
-            else:
-                dreamed[part] = self._waveform_batch(x_start[part], x0[part], part_shifts,
-                                                     part_target, report)
+        chunks = [slice(first, min(first + self.max_batch, items))
+                  for first in range(0, items, self.max_batch)]
+        if model.spec.domain == "mel":
+            for part in chunks:
+                dreamed[part] = melspace.dream_batch(
+                    model, x_start[part], p, shifts[:, part] if shifts is not None else None,
+                    x_target[part] if x_target is not None else None, self.generator, report)
+        else:
+            dreamed = self._waveform(x_start, x0, shifts, x_target, x_ref, chunks, report,
+                                     channels, length)
         self.losses.extend((loss_sum / items).tolist())
         change = dreamed - x_start
         if self.window:

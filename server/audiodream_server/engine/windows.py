@@ -2,15 +2,16 @@
 
 Windows of W samples start every hop = W - O samples (O = overlap); the end is
 zero-padded so the last window is whole. The dreamed *changes* of neighbouring
-windows are joined with an equal-power crossfade over the O overlapping samples:
+windows are joined with a raised-cosine crossfade over the O overlapping samples:
 
-    fade_in(t)  = sin(pi/2 * (t + 1/2) / O),   t = 0..O-1
-    fade_out(t) = cos(pi/2 * (t + 1/2) / O)
-    fade_in^2 + fade_out^2 = 1
+    fade_in(t)  = sin^2(pi/2 * (t + 1/2) / O),   t = 0..O-1
+    fade_out(t) = cos^2(pi/2 * (t + 1/2) / O)
+    fade_in + fade_out = 1
 
-Two windows dreamed independently change the same region in partly unrelated
-ways; an equal-power crossfade keeps the loudness of such changes constant across
-the join, and both fades are smooth, so joins cannot click.
+The fades sum to one in amplitude, not in power: neighbouring windows hear the
+same sound and their changes there are strongly correlated, so equal-power fades
+(sin, cos) made every join about 1.8 dB louder than mid-window. Both fades are
+smooth, so joins cannot click.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def split(signal: torch.Tensor, window: int, overlap: int) -> torch.Tensor:
 
 
 def crossfade_weights(count: int, window: int, overlap: int, device=None) -> torch.Tensor:
-    """`[n, W]` equal-power weights: fades in except on the first window, out except on the last."""
+    """`[n, W]` weights: fades in except on the first window, out except on the last."""
     t = (torch.arange(overlap, dtype=torch.float32, device=device) + 0.5) / overlap
-    fade_in = torch.sin(0.5 * math.pi * t)
-    fade_out = torch.cos(0.5 * math.pi * t)
+    fade_in = torch.sin(0.5 * math.pi * t) ** 2
+    fade_out = 1.0 - fade_in
     weights = torch.ones(count, window, device=device)
     if count > 1:
         weights[1:, :overlap] = fade_in
@@ -50,13 +51,13 @@ def crossfade_weights(count: int, window: int, overlap: int, device=None) -> tor
 
 
 def overlap_add(frames: torch.Tensor, channels: int, length: int, overlap: int) -> torch.Tensor:
-    """Inverse of `split` for dreamed changes: `[C * n, W]` -> `[C, T]`, equal-power joins."""
+    """Inverse of `split` for dreamed changes: `[C * n, W]` -> `[C, T]`, crossfaded joins."""
     window = frames.shape[-1]
     count, hop = plan(length, window, overlap)
     weighted = frames.reshape(channels, count, window) * crossfade_weights(
         count, window, overlap, frames.device)
-    total = (count - 1) * hop + window
-    out = torch.nn.functional.fold(
-        weighted.transpose(1, 2),  # [C, W, n]: one "column" per window
-        output_size=(1, total), kernel_size=(1, window), stride=(1, hop))
-    return out.reshape(channels, total)[:, :length]
+    out = frames.new_zeros(channels, (count - 1) * hop + window)
+    # A loop of slice-adds over the n windows: much cheaper on a CPU than fold.
+    for k in range(count):
+        out[:, k * hop:k * hop + window] += weighted[:, k]
+    return out[:, :length]

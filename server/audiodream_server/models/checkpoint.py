@@ -16,11 +16,14 @@ with a ValueError that says what did not fit.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
+
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..engine.params import MODEL_DEFAULTS
 from . import architectures
 from .spec import DreamableModel
 
@@ -58,6 +61,12 @@ def validate_card(card: dict, source: str = "model card") -> None:
         raise ValueError(f"{source}: class names must be distinct")
     if "default_layer" in card and not isinstance(card["default_layer"], str):
         raise ValueError(f"{source}: default_layer must be a string")
+    defaults = card.get("dream_defaults", {})
+    if not isinstance(defaults, dict) or not all(
+            k in MODEL_DEFAULTS and isinstance(v, (int, float)) and not isinstance(v, bool)
+            for k, v in defaults.items()):
+        raise ValueError(f"{source}: dream_defaults must map some of "
+                         f"{', '.join(MODEL_DEFAULTS)} to numbers")
 
 
 def weights_path(card_path: Path, card: dict) -> Path:
@@ -132,6 +141,9 @@ def load_model(card_path: str | Path) -> DreamableModel:
     extra = {"default_layer": card["default_layer"]} if card.get("default_layer") else {}
     module = factory(name=card["name"], classes=list(card["classes"]),
                      description=card.get("description", ""), trained=True, **extra)
+    if card.get("dream_defaults"):
+        merged = {**dict(module.spec.dream_defaults), **card["dream_defaults"]}
+        module.spec = replace(module.spec, dream_defaults=tuple(sorted(merged.items())))
     if module.spec.default_layer not in module.spec.layer_names:
         raise ValueError(f"{card_path}: default_layer {module.spec.default_layer!r} is not a "
                          f"layer of {card['arch']} ({', '.join(module.spec.layer_names)})")

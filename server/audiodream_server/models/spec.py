@@ -50,6 +50,8 @@ class ModelSpec:
         trained: False for seeded, calibrated, untrained weights.
         domain: what is optimised: "waveform", or "mel" (the model's log-mel,
             resynthesised afterwards; see engine.melspace).
+        dream_defaults: (parameter, value) pairs this model dreams best with
+            (engine.params.MODEL_DEFAULTS names them), from its card or architecture.
     """
 
     name: str
@@ -62,6 +64,7 @@ class ModelSpec:
     trained: bool = False
     domain: str = "waveform"
     logits_layer: str = ""
+    dream_defaults: tuple[tuple[str, float], ...] = ()
 
     def layer(self, name: str) -> LayerSpec | None:
         for layer in self.layers:
@@ -72,6 +75,12 @@ class ModelSpec:
     @property
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.layers]
+
+    def strides_up_to(self, names) -> list[int]:
+        """Cumulative strides of every layer up to the deepest of `names` (> 1 only)."""
+        deepest = max((self.layer_names.index(n) for n in names if n in self.layer_names),
+                      default=-1)
+        return [layer.stride for layer in self.layers[:deepest + 1] if layer.stride > 1]
 
 
 class DreamableModel(nn.Module):

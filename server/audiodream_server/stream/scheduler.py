@@ -109,10 +109,15 @@ class StreamScheduler:
             start = time.perf_counter()
             done = []
             for same in _by_length(active):  # one pass per context length
-                groups = [Group(job.x, job.x0, job.params, i, job.iterations,
-                                job.shifts[i].to(job.x.device) if job.shifts is not None
-                                else None, job.target)
-                          for job in same]
+                groups = []
+                for job in same:
+                    if job.group is None:  # kept across iterations: guide computed once
+                        job.group = Group(job.x, job.x0, job.params, 0, job.iterations,
+                                          target=job.target, reference=job.reference)
+                    job.group.x, job.group.iteration = job.x, i
+                    job.group.shift = (job.shifts[i].to(job.x.device)
+                                       if job.shifts is not None else None)
+                    groups.append(job.group)
                 done.extend(zip(same, step(self.model, groups), strict=True))
             spent = time.perf_counter() - start
             # Cost grows with the samples in the batch: keep a per-sample estimate.

@@ -21,9 +21,15 @@ generate mode (free-running, Bisig & Wegner's round-robin excerpt)
     A loop of W model samples is dreamed K iterations per block with a random
     circular shift over the whole loop (so its seam moves and never settles),
     and read round-robin, one block per block, with the same crossfade. It
-    starts from the init signal, or, with init "input", from the first L frames
-    of input (dry audio passes while they are captured). `mix_original` pulls
-    the loop toward the live input; `mix` blends the loop with the dry input.
+    starts at once, from the init signal or, with init "input", from the live
+    context, and the loop is aligned with the input: loop index j always holds
+    input time t0 + j (mod W), and the first block read is the one due now.
+    `mix_original` pulls the loop toward the live input at every step; unless
+    set, by 1 - 0.5^(B / (K W)), so the loop renews by half per cycle and
+    follows what is played (0 lets it run free). The steps follow the live
+    input while the loop follows it, else the loop itself (`shaping`); the loop
+    is kept within +-1. `mix` blends the loop
+    with the dry input.
 
 Only changes and loops pass through the resamplers; the dry path is untouched.
 """
@@ -37,6 +43,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from ..engine.ascent import ABSOLUTE, Group
 from ..engine.initial import initial_signal
 from ..engine.params import DreamParams
 from ..engine.pipeline import match_target
@@ -56,6 +63,7 @@ class Job:
         iterations: wanted; iterations_run: done (fewer when degraded).
         shifts: per-iteration, per-item circular shifts `[K, C]`, or None.
         deadline: perf_counter time by which the block must be done (inf = none).
+        reference: what the steps follow (`ascent.Group.reference`; None = x0).
     """
 
     x: torch.Tensor
@@ -65,6 +73,8 @@ class Job:
     shifts: torch.Tensor | None
     deadline: float
     target: torch.Tensor | None = None
+    reference: torch.Tensor | str | None = None
+    group: Group | None = None  # the ascent's view of this job, kept across iterations
     iterations_run: int = 0
     loss: list[float] = field(default_factory=list)
 
@@ -120,8 +130,9 @@ class StreamSession:
         self._pending = np.zeros((c, block), np.float32)
         self._loop: torch.Tensor | None = None
         self._loop_heard: np.ndarray | None = None  # the loop at the client rate
-        self._captured = 0
-        self._read = 0
+        self._captured = 0  # frames heard since the loop started
+        s = self.settings
+        self._read = s.window - s.delay - s.block_size  # generate: start with the due block
         self._gain = 1.0
         self._generator = torch.Generator().manual_seed(self.params.seed)
 
@@ -214,32 +225,60 @@ class StreamSession:
 
     # -- generate mode ------------------------------------------------------------------
 
+    def _aligned_live(self) -> torch.Tensor:
+        """The live context, rotated onto the loop: loop index j always holds input
+        time t0 + j (mod W), and the block read next is the one process mode would
+        output now (D frames late)."""
+        s = self.settings
+        live = torch.from_numpy(self._to_model(self._context)).to(self.model.device)
+        due = s.window - s.delay - s.block_size
+        shift = round((self._read - due) * live.shape[-1] / s.window)
+        return torch.roll(live, shift, dims=-1)
+
+    def _pull(self) -> float:
+        """Per-step pull so that the loop renews by half per loop cycle (W / B blocks)."""
+        s = self.settings
+        steps_per_cycle = max(1, self.params.iterations) * s.window / s.block_size
+        return 1.0 - 0.5 ** (1.0 / steps_per_cycle)
+
     def _generate_job(self, deadline: float) -> Job | None:
-        p, s = self.params, self.settings
-        device = self.model.device
-        live = self._to_model(self._context)
-        if self._loop is None:
+        p = self.params
+        live = self._aligned_live()
+        self._captured += self.settings.block_size
+        if p.init == "input" and self._captured <= self.settings.window:
+            # First cycle: the loop is what is played, dreamed from the first block on.
+            self._loop = live.clone()
+        elif self._loop is None:
             if p.init == "input":
-                self._captured += s.block_size
-                if self._captured < s.window:
-                    return None
-                self._loop = torch.from_numpy(live.copy()).to(device)
+                self._loop = live.clone()
             else:
-                self._loop = initial_signal(p.init, torch.from_numpy(live).to(device),
-                                            self.model.spec.sample_rate, p.init_gain,
-                                            p.init_frequency_hz, self._generator)
+                self._loop = initial_signal(p.init, live, self.model.spec.sample_rate,
+                                            p.init_gain, p.init_frequency_hz, self._generator)
         if p.iterations == 0:
             return None
-        return Job(x=self._loop, x0=torch.from_numpy(live).to(device), params=p,
+        if p.mix_original is None:
+            p = replace(p, mix_original=self._pull())
+        return Job(x=self._loop, x0=live, params=p,
                    iterations=p.iterations, shifts=self._shifts(0, live.shape[0], True),
-                   deadline=deadline, target=self.target)
+                   deadline=deadline, target=self.target,
+                   reference=self._generate_reference(p, live))
+
+    def _generate_reference(self, p: DreamParams, live: torch.Tensor):
+        """What the loop's steps follow: the live input while the loop follows it,
+        the loop itself when it runs free (nothing, from silence)."""
+        if p.mix_original:
+            return live
+        return ABSOLUTE if p.init == "silence" else self._loop.clone()
 
     def _generate_output(self, job: Job | None) -> np.ndarray:
         s = self.settings
         end = s.window - s.delay
         dry = self._context[:, end - s.block_size:end]
         if job is not None and job.iterations_run:
-            self._loop, self._loop_heard = job.x, None
+            # The loop is the dream itself (no original inside it to protect): bound it.
+            loop = job.x
+            self._loop = loop / loop.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
+            self._loop_heard = None
         if self._loop is None:
             return dry.copy()
         if self._loop_heard is None:  # resampled only when the loop changed

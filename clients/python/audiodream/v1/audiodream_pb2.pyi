@@ -31,7 +31,7 @@ class LayerSelection(_message.Message):
     def __init__(self, name: _Optional[str] = ..., channels: _Optional[_Iterable[int]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class DreamParams(_message.Message):
-    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters")
+    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters", "follow_input", "output")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,8 @@ class DreamParams(_message.Message):
     OCTAVE_SCALE_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     GL_ITERS_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_INPUT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
     model: str
     layers: _containers.RepeatedCompositeFieldContainer[LayerSelection]
     objective: str
@@ -94,7 +96,9 @@ class DreamParams(_message.Message):
     octave_scale: float
     phase: str
     gl_iters: int
-    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ...) -> None: ...
+    follow_input: float
+    output: str
+    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., follow_input: _Optional[float] = ..., output: _Optional[str] = ...) -> None: ...
 
 class DreamRequest(_message.Message):
     __slots__ = ("audio", "params", "target")

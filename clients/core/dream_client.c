@@ -53,6 +53,7 @@ struct dc_stream {
     dc_event closed_event;
     float *pcm;                          /* the last AUDIO event's samples */
     size_t pcm_cap;
+    unsigned channels;
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -291,9 +292,8 @@ static int enqueue(dc_stream *s, grpc_byte_buffer *bb)
     return 0;
 }
 
-dc_stream *dc_stream_open(const char *target, unsigned sample_rate,
-                          unsigned block_size, const dc_params *params,
-                          char *err, size_t errlen)
+dc_stream *dc_stream_open(const char *target, const dc_stream_config *cfg,
+                          const dc_params *params, char *err, size_t errlen)
 {
     dc_stream *s = (dc_stream *)calloc(1, sizeof(*s));
     Audiodream__V1__StreamConfig config;
@@ -304,6 +304,7 @@ dc_stream *dc_stream_open(const char *target, unsigned sample_rate,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    s->channels = cfg->channels ? cfg->channels : 1;
     s->channel = open_channel(target);
     s->cq = grpc_completion_queue_create_for_next(NULL);
     s->status_details = grpc_empty_slice();
@@ -322,9 +323,10 @@ dc_stream *dc_stream_open(const char *target, unsigned sample_rate,
     params_to_pb(&pp, params);
     audiodream__v1__stream_config__init(&config);
     config.params = &pp.msg;
-    config.sample_rate = sample_rate;
-    config.channels = 1;
-    config.block_size = block_size;
+    config.sample_rate = cfg->sample_rate;
+    config.channels = s->channels;
+    config.block_size = cfg->block_size;
+    config.offline = cfg->offline ? 1 : 0;
     if (params && (params->set & DC_SET_WINDOW))
         config.window = params->window;
     if (params && (params->set & DC_SET_MODE))
@@ -364,6 +366,7 @@ int dc_stream_send_audio(dc_stream *s, uint64_t seq, const float *pcm, size_t fr
         return -1;
     audiodream__v1__audio_chunk__init(&chunk);
     chunk.seq = seq;
+    frames *= s->channels;               /* from here on: samples */
     chunk.pcm.len = frames * sizeof(float);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     {   /* the wire carries little-endian float32 */
@@ -485,7 +488,7 @@ static int response_event(dc_stream *s, const Audiodream__V1__StreamResponse *r,
         ev->kind = DC_EV_AUDIO;
         ev->seq = r->audio->seq;
         ev->pcm = s->pcm;
-        ev->frames = frames;
+        ev->frames = frames / s->channels;
         return 1;
     }
     case AUDIODREAM__V1__STREAM_RESPONSE__MSG_STATS:

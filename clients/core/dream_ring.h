@@ -7,7 +7,10 @@
  * frees room with a release store of `tail`; each side loads the other's
  * counter with acquire, so the samples are visible before the counter is.
  *
- * No host headers: the Pd glue and any other host can use it. */
+ * Multichannel audio travels interleaved (frame after frame); the _planar
+ * variants convert from and to a host's one-buffer-per-channel layout.
+ *
+ * No host headers: every host's glue can use it. */
 #ifndef DREAM_RING_H
 #define DREAM_RING_H
 
@@ -101,6 +104,40 @@ static inline size_t dream_ring_read(dream_ring *r, float *dst, size_t n)
         memcpy(dst + first, r->data, (n - first) * sizeof(float));
     }
     atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+    return n;
+}
+
+/* Interleaves n frames of nch planar channels in; all or nothing, so frames
+ * never split. Returns n, or 0 when they do not fit. */
+static inline size_t dream_ring_write_planar(dream_ring *r, const float *const *src,
+                                             unsigned nch, size_t n)
+{
+    size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    size_t i;
+    unsigned c;
+    if (n * nch > dream_ring_writable(r))
+        return 0;
+    for (i = 0; i < n; i++)
+        for (c = 0; c < nch; c++)
+            r->data[(head + i * nch + c) & r->mask] = src[c][i];
+    atomic_store_explicit(&r->head, head + n * nch, memory_order_release);
+    return n;
+}
+
+/* De-interleaves up to n whole frames out to nch planar buffers; returns how
+ * many frames. */
+static inline size_t dream_ring_read_planar(dream_ring *r, float *const *dst,
+                                            unsigned nch, size_t n)
+{
+    size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    size_t avail = dream_ring_readable(r) / nch, i;
+    unsigned c;
+    if (n > avail)
+        n = avail;
+    for (i = 0; i < n; i++)
+        for (c = 0; c < nch; c++)
+            dst[c][i] = r->data[(tail + i * nch + c) & r->mask];
+    atomic_store_explicit(&r->tail, tail + n * nch, memory_order_release);
     return n;
 }
 

@@ -1,4 +1,4 @@
-/* dream_client: the network side of dream~, free of any host (Pd) header.
+/* dream_client: the network side of dream~ and Dream, free of any host header.
  *
  * It owns one StreamDream call of proto/audiodream/v1/audiodream.proto and
  * makes the unary ListModels / ListLayers calls. The transport (gRPC core
@@ -12,6 +12,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define DC_NAME 64               /* longest model / layer name + 1 */
 #define DC_MAX_LAYERS 8          /* layers combined in one objective */
@@ -78,7 +82,7 @@ typedef enum dc_event_kind {
 
 typedef struct dc_event {
     dc_event_kind kind;
-    /* AUDIO: pcm stays valid until the next dc_stream_poll on this stream */
+    /* AUDIO: pcm (interleaved) stays valid until the next dc_stream_poll */
     uint64_t seq;
     const float *pcm;
     size_t frames;
@@ -98,16 +102,23 @@ typedef struct dc_event {
 
 typedef struct dc_stream dc_stream;
 
-/* Opens a StreamDream call to `target` ("host:port") with a mono config and
- * sends it; does not wait for the server. Returns NULL (and a reason in err)
- * only when the call cannot even be created; an unreachable server shows up
- * later as a DC_EV_CLOSED event. */
-dc_stream *dc_stream_open(const char *target, unsigned sample_rate,
-                          unsigned block_size, const dc_params *params,
-                          char *err, size_t errlen);
+/* What a stream is opened with and keeps until it ends. */
+typedef struct dc_stream_config {
+    unsigned sample_rate;        /* Hz */
+    unsigned channels;           /* 1..8, interleaved in every block */
+    unsigned block_size;         /* frames per message */
+    int offline;                 /* 1 = the server runs every iteration, however long */
+} dc_stream_config;
 
-/* Queues one block of `frames` mono samples. Never waits: returns -1 when the
- * outgoing queue is full or the call has ended. */
+/* Opens a StreamDream call to `target` ("host:port") and sends its config;
+ * does not wait for the server. Returns NULL (and a reason in err) only when
+ * the call cannot even be created; an unreachable server shows up later as a
+ * DC_EV_CLOSED event. */
+dc_stream *dc_stream_open(const char *target, const dc_stream_config *config,
+                          const dc_params *params, char *err, size_t errlen);
+
+/* Queues one block of `frames` interleaved frames. Never waits: returns -1
+ * when the outgoing queue is full or the call has ended. */
 int dc_stream_send_audio(dc_stream *s, uint64_t seq, const float *pcm, size_t frames);
 
 /* Queues a Control with the fields set in `changes` (may be NULL) and an
@@ -170,5 +181,9 @@ void dc_global_init(void);
 
 /* Monotonic seconds, for hosts that time things against the stream. */
 double dc_now(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
