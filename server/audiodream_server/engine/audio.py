@@ -32,7 +32,7 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[np.ndarray, in
     try:
         sound = sf.SoundFile(io.BytesIO(data))
     except Exception as exc:  # soundfile raises several types for bad data
-        raise InvalidArgument(f"cannot decode the audio file ({exc}); "
+        raise InvalidArgument(f"cannot decode the audio file ({_reason(exc)}); "
                               "send WAV, FLAC or OGG, or raw float32 PCM") from None
     with sound:
         rate, channels, frames = int(sound.samplerate), int(sound.channels), int(sound.frames)
@@ -45,9 +45,14 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[np.ndarray, in
         try:
             samples = sound.read(frames=max(frames, 0), dtype="float32", always_2d=True)
         except Exception as exc:  # noqa: BLE001 - truncated or corrupt data
-            raise InvalidArgument(f"cannot decode the audio file ({exc}); "
+            raise InvalidArgument(f"cannot decode the audio file ({_reason(exc)}); "
                                   "send WAV, FLAC or OGG, or raw float32 PCM") from None
     return np.ascontiguousarray(samples.T), rate
+
+
+def _reason(exc: Exception) -> str:
+    """libsndfile's own words, without the Python object it was reading."""
+    return str(getattr(exc, "error_string", None) or exc)
 
 
 def declared_shape(data: bytes) -> tuple[int, int, int] | None:
