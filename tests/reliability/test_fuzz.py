@@ -280,6 +280,6 @@ def test_raw_malformed_bytes(fuzz_server, method, data):
 def test_server_serving_after_the_fuzz(fuzz_server):
     """Runs last in this module: every case above ran and the server still answers."""
     assert counted["cases"] >= sum(CASES.values()) * 0.95
-    print(f"\nfuzz: {counted['cases']} cases, no INTERNAL/UNKNOWN; dream replies: {codes}")
+    print(f"\nfuzz: {counted['cases']} cases, no INTERNAL/UNKNOWN; statuses: {codes}")
     assert health_status(fuzz_server) == "SERVING"
     assert stub(fuzz_server).ListModels(pb.ListModelsRequest(), timeout=5).models
