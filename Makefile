@@ -1,6 +1,7 @@
 # The developer interface. Everything installs into ./.venv on first use.
 #   make serve        start the server with the default model (127.0.0.1:50051)
 #   make test         install, then run every test
+#   make reliability  the long reliability run (20,000 fuzz cases, 10-minute soak)
 #   make bench        print the benchmark numbers recorded in the README
 #   make bench-sound  the sound benchmark (how dreams sound, in numbers)
 #   make proto        regenerate the Python stubs from proto/
@@ -13,7 +14,7 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install serve test bench bench-sound proto lint clean
+.PHONY: install serve test reliability bench bench-sound proto lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,9 @@ test: install
 	@$(PY) -m pytest $(ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
+
+reliability: install
+	AUDIODREAM_RELIABILITY=long nice $(PY) -m pytest -s tests/reliability $(ARGS)
 
 bench: install
 	$(PY) bench/dream_bench.py

@@ -69,3 +69,75 @@ def test_tls_with_a_self_signed_certificate(models, tmp_path):
             assert info.value.code == "UNAVAILABLE"
     finally:
         server.stop(None)
+
+
+def test_reflection_needs_the_token_when_one_is_set(guarded):
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    ask = [reflection_pb2.ServerReflectionRequest(list_services="")]
+    with grpc.insecure_channel(guarded) as channel:
+        reflect = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo
+        with pytest.raises(grpc.RpcError) as info:
+            list(reflect(iter(ask)))
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        (reply,) = reflect(iter(ask), metadata=(("authorization", f"Bearer {TOKEN}"),))
+    names = {s.name for s in reply.list_services_response.service}
+    assert "audiodream.v1.DreamService" in names
+
+
+def test_token_from_a_file_or_the_environment(tmp_path, monkeypatch):
+    from audiodream_server.service.config import ServerConfig
+
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n")
+    monkeypatch.setenv("AUDIODREAM_TOKEN_FILE", str(token_file))
+    assert ServerConfig.from_env().resolve_token().token == "from-a-file"
+    monkeypatch.delenv("AUDIODREAM_TOKEN_FILE")
+    monkeypatch.setenv("AUDIODREAM_TOKEN", "from-the-env")
+    assert ServerConfig.from_env().resolve_token().token == "from-the-env"
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        ServerConfig(token_file=str(tmp_path / "empty")).resolve_token()
+
+
+def test_serving_beyond_loopback_without_a_token_warns():
+    from audiodream_server.service.config import ServerConfig
+    from audiodream_server.service.server import exposure_warning
+
+    assert exposure_warning(ServerConfig(host="0.0.0.0")) is not None
+    assert exposure_warning(ServerConfig(host="::")) is not None
+    assert exposure_warning(ServerConfig(host="0.0.0.0", token="t")) is None
+    for host in ("127.0.0.1", "localhost", "::1", "[::1]"):
+        assert exposure_warning(ServerConfig(host=host)) is None
+
+
+def test_serve_reads_the_token_file_and_keeps_it_out_of_argv(tmp_path):
+    """A real `audiodream serve` process: the token works and never appears in its argv."""
+    import os
+    import re
+    import sys
+    import time
+
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-123\n")
+    log = tmp_path / "log"
+    proc = subprocess.Popen([sys.executable, "-m", "audiodream.cli", "serve", "--port", "0",
+                             "--token-file", str(token_file)],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "AUDIODREAM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 180
+        port = None
+        while time.monotonic() < deadline and port is None and proc.poll() is None:
+            found = re.search(r"listening on \S+:(\d+)", log.read_text())
+            port = found and found.group(1)
+            time.sleep(0.1)
+        assert port, log.read_text()
+        assert "file-token-123" not in open(f"/proc/{proc.pid}/cmdline").read()
+        with Client(f"127.0.0.1:{port}", token="file-token-123") as c:
+            assert c.models()
+        with Client(f"127.0.0.1:{port}") as c, pytest.raises(ServerError):
+            c.models()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

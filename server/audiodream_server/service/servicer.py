@@ -1,10 +1,19 @@
-"""DreamService: protobuf in, engine call, protobuf out. Errors leave via `status`."""
+"""DreamService: protobuf in, engine call, protobuf out. Errors leave via `status`.
+
+Handlers are coroutines on the server's event loop, so an idle or slow call
+holds no thread. Blocking work runs on bounded thread pools: decoding and
+checking on `prepare`, dreams on `compute` (entered through the FIFO gate, one
+thread per compute slot), stream blocks on `streams` (one thread per admitted
+stream). Cheap calls (ListModels, ListLayers) answer on the loop itself.
+"""
 
 from __future__ import annotations
 
-import queue
+import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from audiodream.v1 import audiodream_pb2 as pb
 from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
@@ -12,86 +21,156 @@ from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
 from ..engine.params import Limits, DEFAULT_LIMITS
 from ..engine.pipeline import Progress, dream
 from ..models.registry import ResidentModels
-from . import convert, status
+from ..errors import ResourceExhausted
+from . import budget, convert, status
 from ..stream import StreamHub
 from .gate import ComputeGate
 from .streaming import StreamCall
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress events
+DEFAULT_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class Pools:
+    """The thread pools blocking work runs on; see the module docstring."""
+
+    prepare: ThreadPoolExecutor
+    compute: ThreadPoolExecutor
+    streams: ThreadPoolExecutor
+
+    @classmethod
+    def sized(cls, max_active: int, max_streams: int) -> "Pools":
+        return cls(ThreadPoolExecutor(2, thread_name_prefix="prepare"),
+                   ThreadPoolExecutor(max(1, max_active), thread_name_prefix="dream"),
+                   ThreadPoolExecutor(max(1, max_streams), thread_name_prefix="stream"))
+
+    def shutdown(self) -> None:
+        for pool in (self.prepare, self.compute, self.streams):
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 class DreamServicer(pb_grpc.DreamServiceServicer):
     def __init__(self, models: ResidentModels, limits: Limits = DEFAULT_LIMITS,
                  gate: ComputeGate | None = None, max_batch: int = 32,
-                 streams: StreamHub | None = None):
+                 streams: StreamHub | None = None, pools: Pools | None = None,
+                 max_message_bytes: int = DEFAULT_MESSAGE_BYTES,
+                 config_seconds: float = 10.0):
         self.models = models
         self.limits = limits
         self.gate = gate or ComputeGate()
         self.max_batch = max_batch
         self.streams = streams or StreamHub()
+        self.pools = pools or Pools.sized(1, self.streams.max_streams)
+        self.max_message_bytes = max_message_bytes
+        self.config_seconds = config_seconds
+        self._preparing = 0  # requests being decoded and checked (event-loop state)
 
     @status.unary
-    def ListModels(self, request, context):
+    async def ListModels(self, request, context):
         failed = [pb.ModelInfo(name=name, error=reason)
                   for name, reason in self.models.failed.items()]
         return pb.ListModelsResponse(models=[convert.model_info(m) for m in self.models] + failed,
                                      default_model=self.models.default)
 
     @status.unary
-    def ListLayers(self, request, context):
+    async def ListLayers(self, request, context):
         return convert.layers_response(self.models.get(request.model))
 
     @status.unary
-    def Dream(self, request, context):
-        return self._dream(request, context)
+    async def Dream(self, request, context):
+        return await self._dream(request)
 
     @status.streaming
-    def DreamProgress(self, request, context):
-        events: queue.Queue = queue.Queue()
+    async def DreamProgress(self, request, context):
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
         start = time.perf_counter()
         last = [0.0]
 
-        def on_progress(p: Progress) -> None:
+        def on_progress(p: Progress) -> None:  # on a compute thread
             now = time.perf_counter()
             if now - last[0] >= PROGRESS_INTERVAL or p.step == p.steps:
                 last[0] = now
-                events.put(pb.DreamEvent(progress=pb.DreamProgressUpdate(
+                event = pb.DreamEvent(progress=pb.DreamProgressUpdate(
                     stage="dreaming", iteration=p.step, iterations=p.steps, loss=p.loss,
-                    elapsed_seconds=now - start)))
+                    elapsed_seconds=now - start))
+                loop.call_soon_threadsafe(events.put_nowait, event)
 
-        def work() -> None:
-            try:
-                events.put(pb.DreamEvent(result=self._dream(request, context, on_progress)))
-            except BaseException as exc:  # handed to the RPC thread, which maps it
-                events.put(exc)
-
-        threading.Thread(target=work, name="dream-progress", daemon=True).start()
-        yield pb.DreamEvent(progress=pb.DreamProgressUpdate(stage="queued"))
-        while True:
-            item = events.get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            if item.HasField("result"):
-                return
+        task = asyncio.ensure_future(self._dream(request, on_progress))
+        task.add_done_callback(events.put_nowait)
+        try:
+            yield pb.DreamEvent(progress=pb.DreamProgressUpdate(stage="queued"))
+            while True:
+                item = await events.get()
+                if item is task:
+                    yield pb.DreamEvent(result=task.result())
+                    return
+                yield item
+        finally:
+            task.cancel()
+            if task.done() and not task.cancelled():
+                task.exception()  # the caller left as it failed: nobody to tell
 
     @status.streaming
-    def StreamDream(self, request_iterator, context):
-        call = StreamCall(self.models, self.streams, self.limits, context.is_active)
-        yield from call.responses(request_iterator)
+    async def StreamDream(self, request_iterator, context):
+        call = StreamCall(self.models, self.streams, self.limits, self.pools.streams,
+                          self.config_seconds)
+        async for response in call.responses(request_iterator):
+            yield response
 
-    def _dream(self, request, context, progress=None) -> pb.DreamResponse:
+    async def _dream(self, request, progress=None) -> pb.DreamResponse:
         start = time.perf_counter()
-        inputs = convert.dream_inputs(request, self.limits)
-        model = self.models.get(inputs.params.model)
-        # Refuse bad requests before they wait for a compute slot.
-        inputs.params.validate(self.limits).resolve(model.spec)
-        with self.gate.slot(context.is_active) as queued:
+        loop = asyncio.get_running_loop()
+
+        def prepare():
+            # Refuse bad or oversized requests before they wait for a compute slot.
+            budget.check_request(request, self.limits, self.max_message_bytes)
+            inputs = convert.dream_inputs(request, self.limits)
+            model = self.models.get(inputs.params.model)
+            params = inputs.params.validate(self.limits).resolve(model.spec)
+            budget.check_dream(inputs.audio, inputs.rate, params, model,
+                               self.max_message_bytes, self.max_batch)
+            return inputs, model
+
+        # Requests being decoded count against the queue too, so a flood of large
+        # requests cannot pile up in memory ahead of the gate.
+        if self._preparing + self.gate.waiting >= self.gate.max_waiting + self.gate.active:
+            raise ResourceExhausted(f"server busy: {self._preparing + self.gate.waiting} "
+                                    "dreams already waiting; try again later")
+        self._preparing += 1
+        try:
+            inputs, model = await loop.run_in_executor(self.pools.prepare, prepare)
+        finally:
+            self._preparing -= 1
+        stop = threading.Event()
+
+        def work() -> pb.DreamResponse:
             result = dream(inputs.audio, inputs.rate, model, inputs.params,
                            target=inputs.target, target_rate=inputs.target_rate,
                            limits=self.limits, max_batch=self.max_batch, progress=progress,
-                           should_stop=lambda: not context.is_active())
-        response = convert.result_to_proto(result, model)
+                           should_stop=stop.is_set)
+            budget.check_output(result.audio)
+            return convert.result_to_proto(result, model)
+
+        queued = await self.gate.acquire()
+        try:
+            running = loop.run_in_executor(self.pools.compute, work)
+        except BaseException:
+            self.gate.release()
+            raise
+        # The slot is held until the computation really ends, even if the caller left.
+        running.add_done_callback(self._finished)
+        try:
+            response = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            stop.set()
+            raise
         response.timing.queue_seconds = queued
         response.timing.total_seconds = time.perf_counter() - start
         return response
+
+    def _finished(self, running: asyncio.Future) -> None:
+        self.gate.release()
+        if not running.cancelled():
+            running.exception()  # retrieved: a dream whose caller left is not an error

@@ -3,11 +3,19 @@
 Only a bad StreamConfig ends the call with a status; a bad chunk or control is
 answered in-band with a StreamWarning and the stream goes on. Every chunk gets
 exactly one chunk back, with the same `seq` and size.
+
+A stream takes its slot in the hub as soon as it opens and must send its config
+within `config_seconds`, so idle calls cannot pile up unaccounted. The call
+itself is a coroutine; its blocking work (opening, each block) runs on the
+streams' thread pool, one thread per admitted stream at most.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -16,11 +24,12 @@ import torch
 from audiodream.v1 import audiodream_pb2 as pb
 
 from ..engine.params import DreamParams, Limits
-from ..errors import DreamError, InvalidArgument, OutOfRange
+from ..errors import DeadlineExceeded, DreamError, InvalidArgument, OutOfRange
 from ..models.registry import ResidentModels
 from ..stream import STREAM_DEFAULTS, StreamHub, StreamSession, StreamSettings
 from ..stream.settings import MODES
-from . import convert
+from . import budget, convert
+from .status import Malformed
 
 STATS_SECONDS = 1.0  # audio time between StreamStats messages
 
@@ -35,36 +44,57 @@ class _Period:
 
 
 class StreamCall:
-    """Drives one stream: `responses(requests)` is the RPC's response iterator."""
+    """Drives one stream: `responses(requests)` is the RPC's async response iterator."""
 
-    def __init__(self, models: ResidentModels, hub: StreamHub, limits: Limits, still_wanted):
+    def __init__(self, models: ResidentModels, hub: StreamHub, limits: Limits,
+                 executor: Executor, config_seconds: float = 10.0):
         self.models = models
         self.hub = hub
         self.limits = limits
-        self.still_wanted = still_wanted
+        self.executor = executor
+        self.config_seconds = config_seconds
+        self._gone = threading.Event()
+        self.still_wanted = lambda: not self._gone.is_set()
         self.blocks = 0
         self.late = 0
         self._period = _Period()
 
-    def responses(self, requests):
-        first = next(requests, None)
-        if first is None:
-            return
-        if first.WhichOneof("msg") != "config":
-            raise InvalidArgument("the first StreamDream message must be a StreamConfig")
-        session = self._open(first.config)
+    async def responses(self, requests):
+        loop = asyncio.get_running_loop()
+        requests = aiter(requests)
         with self.hub.admit():
-            yield self._ready(session)
-            for request in requests:
-                kind = request.WhichOneof("msg")
-                if kind == "audio":
-                    yield from self._block(session, request.audio)
-                elif kind == "control":
-                    session, replies = self._control(session, request.control)
-                    yield from replies
-                else:
-                    yield warning("unexpected_config",
-                                  "StreamConfig is only allowed first; use Control to change")
+            try:
+                first = await asyncio.wait_for(anext(requests), self.config_seconds)
+            except StopAsyncIteration:
+                return
+            except asyncio.TimeoutError:
+                raise DeadlineExceeded(f"no StreamConfig within {self.config_seconds:g} s of "
+                                       "opening the stream; send it first") from None
+            if isinstance(first, Malformed):
+                raise first.error()
+            if first.WhichOneof("msg") != "config":
+                raise InvalidArgument("the first StreamDream message must be a StreamConfig")
+            try:
+                session = await loop.run_in_executor(self.executor, self._open, first.config)
+                yield self._ready(session)
+                async for request in requests:
+                    if isinstance(request, Malformed):
+                        yield warning("malformed", f"{request.error()}; message ignored")
+                        continue
+                    kind = request.WhichOneof("msg")
+                    if kind == "audio":
+                        replies = await loop.run_in_executor(self.executor, self._block,
+                                                             session, request.audio)
+                    elif kind == "control":
+                        session, replies = await loop.run_in_executor(
+                            self.executor, self._control, session, request.control)
+                    else:
+                        replies = [warning("unexpected_config", "StreamConfig is only allowed "
+                                           "first; use Control to change")]
+                    for reply in replies:
+                        yield reply
+            finally:
+                self._gone.set()  # a block still queued in the scheduler gives up
 
     # -- opening and changing -----------------------------------------------------------
 
@@ -81,6 +111,7 @@ class StreamCall:
         params = params.validate(self.limits).resolve(model.spec)
         session = StreamSession(settings.resolve(model.spec, self.limits), params, model)
         _check_short_window(session)
+        budget.check_stft(params, session.window_samples, session.settings.channels)
         return session
 
     def _ready(self, session: StreamSession) -> pb.StreamResponse:
@@ -143,6 +174,12 @@ class StreamCall:
             self._period.degraded = True
             replies.append(warning("degraded", f"ran {ran} of {wanted} iterations to keep "
                                    "real time", chunk.seq))
+        if not np.isfinite(out).all():
+            # The model diverged on this block: the client gets silence, never NaN.
+            out = np.where(np.isfinite(out), out, 0.0).astype(np.float32)
+            replies.append(warning("non_finite", "the dream produced NaN or infinite samples; "
+                                   "they were replaced by silence (try a smaller step_size "
+                                   "or a longer window)", chunk.seq))
         replies.append(convert.chunk_from_block(chunk.seq, out))
         if len(self._period.seconds) * settings.block_seconds >= STATS_SECONDS:
             replies.append(self._stats(settings.block_seconds))

@@ -1,0 +1,125 @@
+"""Idle and slow calls must not starve the server; admission is counted and fair.
+
+The numbers come from `bench/starvation_bench.py` (a real server process, 200
+idle streams and 50 idle reflection calls); here they are asserted loosely.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from audiodream.v1 import audiodream_pb2 as pb
+from conftest import start_server
+from served import health_status, stub
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "starvation_bench.py"
+
+
+def test_idle_calls_do_not_starve_health_or_authenticated_calls():
+    out = subprocess.run([sys.executable, str(BENCH), "--json"], capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"\nstarvation: {result}")
+    assert result["open_during_probe"] == 250  # every idle call held, none refused
+    # Targets are 0.2 s and 0.5 s; the loose bounds allow for a busy shared machine.
+    assert result["health_max_s"] < 2.0 and result["list_models_max_s"] < 2.0
+    assert result["unauthenticated_reflection"] == "UNAUTHENTICATED"
+    assert result["server_errors_logged"] == 0
+
+
+def waiting_forever(release: threading.Event):
+    release.wait()
+    return
+    yield  # pragma: no cover
+
+
+def test_a_stream_counts_from_the_moment_it_opens_and_must_send_its_config(models):
+    server, address = start_server(models, max_streams=2, stream_config_seconds=1.0)
+    release = threading.Event()
+    try:
+        with grpc.insecure_channel(address) as channel:
+            dream = stub(channel)
+            idle = [dream.StreamDream(waiting_forever(release)) for _ in range(2)]
+            time.sleep(0.3)
+            start = time.perf_counter()
+            with pytest.raises(grpc.RpcError) as info:
+                list(dream.StreamDream(waiting_forever(release), timeout=10))
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert time.perf_counter() - start < 1.0
+            # The idle ones are ended once their config deadline passes.
+            for call in idle:
+                with pytest.raises(grpc.RpcError) as info:
+                    list(call)
+                assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert "StreamConfig" in info.value.details()
+            assert health_status(channel) == "SERVING"
+    finally:
+        release.set()
+        server.stop(None)
+
+
+def test_honest_use_at_the_default_limits_leaves_health_answering(models):
+    """16 streams + 1 dream + 16 queued used to take all 32 threads of the old server."""
+    server, address = start_server(models)
+    release = threading.Event()
+    x = (0.1 * np.random.default_rng(0).standard_normal(44100)).astype("<f4")
+    request = pb.DreamRequest(audio=pb.Audio(pcm=x.tobytes(), sample_rate=44100, channels=1),
+                              params=pb.DreamParams(iterations=400))
+    try:
+        with grpc.insecure_channel(address) as channel:
+            dream = stub(channel)
+            streams = [dream.StreamDream(waiting_forever(release)) for _ in range(16)]
+            dreams = [dream.Dream.future(request, timeout=120) for _ in range(17)]
+            time.sleep(0.5)
+            start = time.perf_counter()
+            assert health_status(channel, timeout=5) == "SERVING"
+            dream.ListModels(pb.ListModelsRequest(), timeout=5)
+            assert time.perf_counter() - start < 2.0
+            for call in dreams + streams:
+                call.cancel()
+    finally:
+        release.set()
+        server.stop(None)
+
+
+def test_queued_dreams_run_in_arrival_order(models):
+    server, address = start_server(models, max_active=1, max_queued=16)
+    x = (0.1 * np.random.default_rng(0).standard_normal(22050)).astype("<f4")
+    order: list[int] = []
+    lock = threading.Lock()
+
+    def request(iterations):
+        return pb.DreamRequest(audio=pb.Audio(pcm=x.tobytes(), sample_rate=44100, channels=1),
+                               params=pb.DreamParams(iterations=iterations))
+
+    def done(i):
+        with lock:
+            order.append(i)
+
+    try:
+        with grpc.insecure_channel(address) as channel:
+            dream = stub(channel)
+            first = dream.Dream.future(request(1000), timeout=300)  # holds the slot
+            time.sleep(0.3)
+            futures = []
+            for i in range(8):
+                future = dream.Dream.future(request(2), timeout=300)
+                future.add_done_callback(lambda f, i=i: done(i))
+                futures.append(future)
+                time.sleep(0.05)
+            first.cancel()  # frees the slot once its step ends; the queue drains
+            queued = [f.result().timing.queue_seconds for f in futures]
+        assert order == list(range(8)), order
+        assert min(queued) > 0  # every one of them did wait its turn
+    finally:
+        server.stop(None)
