@@ -6,9 +6,10 @@ forward/backward pass. For each item x of each group, with x0 its original:
 
     x_s = roll(x, shift)                    random circular shift (time_jitter)
     g   = d objective(model(x_s)) / d x     autograd undoes the roll
-    g   = normalise(cascade_smooth(g, sigma_i))
-    u   = shape(g, reference)               no stride lines; follows the input;
-                                            RMS = the reference's (shaping.py)
+    u   = shape(g, reference, smoothing_i)  cascade smoothing; no stride lines;
+                                            follows the input;
+                                            level = the reference's (shaping.py),
+                                            so no other normalisation is needed
     x'  = update(x, u)                      `add` or a DreamSound filter rule
     d   = (1 - m) * lowpass(x' - x0)        only the change is filtered and
     x   = x0 + d                            pulled back (m = mix_original)
@@ -27,11 +28,10 @@ import torch
 
 from ..models.registry import LoadedModel
 from . import shaping, updates
-from .gradients import normalise
 from .lowpass import lowpass
 from .objectives import NEEDS_TARGET_ACTS, References, layers_needed, needs_original, objective
 from .params import DreamParams
-from .smoothing import cascade_sigma, cascade_smooth
+from .smoothing import cascade_sigma, frequency_response
 
 
 @dataclass
@@ -106,7 +106,10 @@ def step(model: LoadedModel, groups: list[Group]) -> list[tuple[torch.Tensor, to
         start += len(g.x)
         p = g.params
         sigma = cascade_sigma(p.smoothing_coefficient, g.iteration, g.iterations)
-        part = normalise(cascade_smooth(part, sigma, p.smoothing_kernel), p.grad_norm)
+        # The smoothing is one more factor of the step's rfft filter, and there is
+        # no gradient normalisation: `shaping.shape` sets the step's level from the
+        # input, which makes any prior scaling of g moot.
+        smooth = frequency_response(sigma, p.smoothing_kernel, part.shape[-1])
         with torch.no_grad():
             if g.guide is None:
                 reference = None if isinstance(g.reference, str) else (
@@ -114,12 +117,13 @@ def step(model: LoadedModel, groups: list[Group]) -> list[tuple[torch.Tensor, to
                 strides = tuple(model.spec.strides_up_to(layers_needed(p, logits)))
                 g.guide = shaping.guide(reference, p.follow_input, part.shape[-1], rate,
                                         strides)
-            part = shaping.shape(part, g.guide)
+            part = shaping.shape(part, g.guide, smooth)
             new = updates.apply(g.x.detach(), part, g.x0, g.target, p)
-            change = lowpass(new - g.x0, rate, p.lowpass_hz)
-            if p.mix_original:
-                change = change * (1.0 - p.mix_original)
-            new = g.x0 + change
+            if p.lowpass_hz or p.mix_original:  # only the change is filtered, pulled back
+                change = lowpass(new - g.x0, rate, p.lowpass_hz)
+                if p.mix_original:
+                    change = change * (1.0 - p.mix_original)
+                new = g.x0 + change
         results.append((new, value.detach()))
     return results
 

@@ -213,8 +213,7 @@ class _Ascent:
                 ((x[s], value),) = step(self.model, [group])
                 report(i, value)
             if self.window and self.windows > 1:
-                joined = windows.overlap_add(x, channels, length, self.overlap)
-                x = windows.split(joined, self.window, self.overlap)
+                windows.agree(x, channels, self.overlap)
         return x
 
     def run(self, start: torch.Tensor, original: torch.Tensor, target: torch.Tensor | None,

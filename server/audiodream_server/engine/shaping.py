@@ -90,25 +90,43 @@ def rms(x: torch.Tensor) -> torch.Tensor:
     return x.pow(2).mean(dim=-1, keepdim=True).sqrt()
 
 
-def local_level(x: torch.Tensor, span_samples: int = LEVEL_SPAN) -> torch.Tensor:
-    """`[B, T]` RMS over about `span_samples` around each sample.
-
-    Mean power per LEVEL_HOP frame, a moving average over LEVEL_SPAN / LEVEL_HOP
-    frames, linear interpolation back to samples: a few operations per frame
-    instead of per sample.
-    """
+def frame_power(x: torch.Tensor) -> torch.Tensor:
+    """`[B, F]` mean power per LEVEL_HOP-sample frame of `[B, T]` (the last may be partial)."""
     batch, length = x.shape
     whole = (length // LEVEL_HOP) * LEVEL_HOP
     power = x[:, :whole].reshape(batch, -1, LEVEL_HOP).pow(2).mean(dim=-1)
-    if whole < length:  # the last, partial frame
+    if whole < length:
         power = torch.cat([power, x[:, whole:].pow(2).mean(dim=-1, keepdim=True)], dim=1)
-    power = power.unsqueeze(1)
+    return power
+
+
+def level_frames(power: torch.Tensor, span_samples: int) -> torch.Tensor:
+    """`[B, F]` RMS over about `span_samples` around each frame, from `frame_power`."""
     span = span_samples // LEVEL_HOP + 1
-    smooth = torch.nn.functional.avg_pool1d(power, span, stride=1, padding=span // 2,
-                                            count_include_pad=False)
-    level = torch.nn.functional.interpolate(smooth, size=length, mode="linear",
-                                            align_corners=False)
-    return level[:, 0].clamp_min_(0).sqrt_()
+    smooth = torch.nn.functional.avg_pool1d(power.unsqueeze(1), span, stride=1,
+                                            padding=span // 2, count_include_pad=False)
+    return smooth[:, 0].clamp_min(0).sqrt()
+
+
+def gain(wanted: torch.Tensor, level: torch.Tensor, exponent: float,
+         length: int) -> torch.Tensor:
+    """`[B, T]`: (wanted / level) ^ exponent per frame, interpolated linearly to samples.
+
+    The ratio is taken on frames and only then interpolated: one full-length
+    tensor per level match instead of several.
+    """
+    ratio = wanted / level.clamp_min(EPS)
+    if exponent != 1.0:
+        ratio = ratio.pow(exponent)
+    return torch.nn.functional.interpolate(ratio.unsqueeze(1), size=length, mode="linear",
+                                           align_corners=False)[:, 0]
+
+
+def local_level(x: torch.Tensor, span_samples: int = LEVEL_SPAN) -> torch.Tensor:
+    """`[B, T]` RMS over about `span_samples` around each sample."""
+    frames = level_frames(frame_power(x), span_samples).unsqueeze(1)
+    return torch.nn.functional.interpolate(frames, size=x.shape[-1], mode="linear",
+                                           align_corners=False)[:, 0]
 
 
 def spectral_envelope(reference: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -126,7 +144,8 @@ class Guide:
 
     Attributes:
         filter: step 2's rfft-domain weight `[B, T // 2 + 1]` (lines included).
-        level: the reference's local level `[B, T]`, None when follow is 0.
+        level: the reference's local level per frame `[B, F]` (`level_frames`
+            over LEVEL_SPAN), None when follow is 0.
         slow: the same over SLOW_SPAN.
         rms: the reference's RMS `[B, 1]`, None for an absolute level.
         exponent: how much of the local level to impose, min(follow, 1).
@@ -150,24 +169,23 @@ def guide(reference: torch.Tensor | None, follow_input: float, length: int,
         return Guide(mask, None, None, rms(reference), 0.0)
     envelope = spectral_envelope(reference, sample_rate)
     weight = envelope if follow_input == 1.0 else envelope.pow(follow_input)
-    return Guide(weight * mask, local_level(reference), local_level(reference, SLOW_SPAN),
-                 rms(reference), min(follow_input, 1.0))
+    power = frame_power(reference)
+    return Guide(weight * mask, level_frames(power, LEVEL_SPAN),
+                 level_frames(power, SLOW_SPAN), rms(reference), min(follow_input, 1.0))
 
 
-def shape(g: torch.Tensor, how: Guide) -> torch.Tensor:
-    """Steps 1-3 for `g` `[B, T]`."""
+def shape(g: torch.Tensor, how: Guide, response: torch.Tensor | None = None) -> torch.Tensor:
+    """Steps 1-3 for `g` `[B, T]`; `response` `[T // 2 + 1]`, another filter to apply
+    on the way (the gradient smoothing's)."""
+    length = g.shape[-1]
     if how.level is not None:
-        g = g * _ratio(how.level, local_level(g), how.exponent)
+        g = g * gain(how.level, level_frames(frame_power(g), LEVEL_SPAN), how.exponent, length)
     spectrum = torch.fft.rfft(g, dim=-1)
     spectrum *= how.filter.to(g.device)
-    g = torch.fft.irfft(spectrum, n=g.shape[-1], dim=-1)
+    if response is not None:
+        spectrum *= response.to(g.device)
+    g = torch.fft.irfft(spectrum, n=length, dim=-1)
     if how.slow is not None:  # the filter moved the level a little: match it again, slowly
-        g *= _ratio(how.slow, local_level(g, SLOW_SPAN), how.exponent)
+        g *= gain(how.slow, level_frames(frame_power(g), SLOW_SPAN), how.exponent, length)
     target = ABSOLUTE_LEVEL if how.rms is None else how.rms
     return g.mul_(target / rms(g).clamp_min(EPS))
-
-
-def _ratio(wanted: torch.Tensor, level: torch.Tensor, exponent: float) -> torch.Tensor:
-    """(wanted / level) ^ exponent, computed in `level`'s storage."""
-    ratio = torch.div(wanted, level.clamp_min_(EPS), out=level)
-    return ratio if exponent == 1.0 else ratio.pow_(exponent)

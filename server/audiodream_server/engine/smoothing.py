@@ -7,9 +7,19 @@ iterations, as in the image DeepDream code the paper builds on:
     sigma_i = coefficient * (0.5 + 2 * i / iterations)
 
 so early steps keep fine detail and later steps favour broad changes.
+
+The ascent applies it as a frequency response inside the step's one rfft filter
+(`shaping`): for the symmetric kernel k of `size` taps centred on c,
+
+    H(f) = k[c] + 2 * sum_{m=1..c} k[c + m] * cos(2 pi f m / T)
+
+which is `cascade_smooth` up to how the edges are padded (circular there,
+reflected here).
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import torch
 
@@ -46,3 +56,17 @@ def cascade_smooth(grad: torch.Tensor, sigma: float, size: int) -> torch.Tensor:
     for j in range(1, size):
         out.add_(padded[:, j:j + length], alpha=taps[j])
     return out
+
+
+@lru_cache(maxsize=256)
+def frequency_response(sigma: float, size: int, length: int) -> torch.Tensor | None:
+    """`[length // 2 + 1]` real response of the cascade kernel on the rfft grid; None = off."""
+    if sigma <= 0 or size <= 1:
+        return None
+    taps = gaussian_kernels(sigma, size).mean(dim=0)
+    centre = (size - 1) // 2
+    phase = 2 * torch.pi * torch.arange(length // 2 + 1, dtype=torch.float64) / length
+    response = torch.full_like(phase, float(taps[centre]))
+    for m in range(1, centre + 1):
+        response += 2 * float(taps[centre + m]) * torch.cos(phase * m)
+    return response.float()

@@ -61,3 +61,22 @@ def overlap_add(frames: torch.Tensor, channels: int, length: int, overlap: int) 
     for k in range(count):
         out[:, k * hop:k * hop + window] += weighted[:, k]
     return out[:, :length]
+
+
+def agree(frames: torch.Tensor, channels: int, overlap: int) -> torch.Tensor:
+    """Makes neighbouring windows `[C * n, W]` equal where they overlap, in place.
+
+    Each overlap becomes the crossfade of the two windows there, the value
+    `overlap_add` would give: the same as split(overlap_add(frames)), touching
+    only the overlaps.
+    """
+    window = frames.shape[-1]
+    view = frames.view(channels, -1, window)
+    if view.shape[1] < 2 or overlap == 0:
+        return frames
+    fade_in = crossfade_weights(2, window, overlap, frames.device)[1, :overlap]
+    left, right = view[:, :-1, window - overlap:], view[:, 1:, :overlap]
+    blended = right * fade_in + left * (1.0 - fade_in)
+    left.copy_(blended)
+    right.copy_(blended)
+    return frames
