@@ -118,15 +118,35 @@ def gain(wanted: torch.Tensor, level: torch.Tensor, exponent: float,
     ratio = wanted / level.clamp_min(EPS)
     if exponent != 1.0:
         ratio = ratio.pow(exponent)
-    return torch.nn.functional.interpolate(ratio.unsqueeze(1), size=length, mode="linear",
-                                           align_corners=False)[:, 0]
+    return _to_samples(ratio, length)
+
+
+@lru_cache(maxsize=16)
+def _lerp_plan(frames: int, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each sample: the frames either side and the weight of the second.
+
+    Frame f stands for the centre of its LEVEL_HOP samples (as interpolate with
+    align_corners=False would place it); beyond the first and last centres the
+    value is held.
+    """
+    position = ((torch.arange(length, dtype=torch.float64) + 0.5) * frames / length - 0.5)
+    position = position.clamp(0, frames - 1)
+    before = position.floor().long()
+    after = (before + 1).clamp(max=frames - 1)
+    return before, after, (position - before).float()
+
+
+def _to_samples(per_frame: torch.Tensor, length: int) -> torch.Tensor:
+    """`[B, F]` -> `[B, T]` by linear interpolation (a gather and a lerp: on a CPU much
+    cheaper than `interpolate` for one long row)."""
+    before, after, weight = (t.to(per_frame.device)
+                             for t in _lerp_plan(per_frame.shape[-1], length))
+    return torch.lerp(per_frame[:, before], per_frame[:, after], weight)
 
 
 def local_level(x: torch.Tensor, span_samples: int = LEVEL_SPAN) -> torch.Tensor:
     """`[B, T]` RMS over about `span_samples` around each sample."""
-    frames = level_frames(frame_power(x), span_samples).unsqueeze(1)
-    return torch.nn.functional.interpolate(frames, size=x.shape[-1], mode="linear",
-                                           align_corners=False)[:, 0]
+    return _to_samples(level_frames(frame_power(x), span_samples), x.shape[-1])
 
 
 def spectral_envelope(reference: torch.Tensor, sample_rate: int) -> torch.Tensor:
