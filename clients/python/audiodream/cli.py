@@ -90,7 +90,8 @@ def _add_dream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int,
                    help="gradient steps [20; when streaming, per block: 4]")
     p.add_argument("--step-size", type=float,
-                   help="step, a fraction of the input's level [the model's: 0.02]")
+                   help="step, a fraction of the input's level "
+                        "[the model's: 0.02; streams 0.06]")
     p.add_argument("--seed", type=int, help="random seed [0]")
     p.add_argument("--init", help="input, white, pink, sine, silence [input]")
     p.add_argument("--jitter", type=int, help="random time shift, model samples [0]")
