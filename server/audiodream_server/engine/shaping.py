@@ -39,8 +39,10 @@ window per row) into the update u that `updates.apply` scales by `step_size`:
    so `step_size` is a fraction of the input's own level, for loud and quiet
    inputs alike (without a reference, as from silence, of ABSOLUTE_LEVEL).
 
-Everything about the reference is computed once per dream (or stream block),
-in a `Guide`; a step costs one rfft/irfft pair and one level envelope.
+The cascade gradient smoothing (`smoothing.frequency_response`) rides on the
+same filter. Everything about the reference is computed once per dream (or
+stream block), in a `Guide`; a step costs one rfft/irfft pair and two level
+envelopes on 256-sample frames.
 """
 
 from __future__ import annotations
