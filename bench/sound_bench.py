@@ -24,7 +24,6 @@ import platform
 import subprocess
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -38,8 +37,9 @@ from audiodream_server import listening, runtime
 from audiodream_server.datasets.midi import MidiTrack
 from audiodream_server.datasets.tools import DEFAULT_SOUNDFONT, require_file, require_program
 from audiodream_server.engine import DreamParams, dream
-from audiodream_server.engine.ascent import Group, step
+from audiodream_server.engine.initial import initial_signal
 from audiodream_server.models.catalog import build_registry
+from audiodream_server.stream.scheduler import StreamScheduler
 from audiodream_server.stream.session import StreamSession
 from audiodream_server.stream.settings import STREAM_DEFAULTS, StreamSettings
 
@@ -103,14 +103,10 @@ def drums(work: Path) -> np.ndarray:
 
 
 def noise(_: Path) -> np.ndarray:
-    """Steady pink noise (1/f power), seeded."""
-    rng = np.random.default_rng(7)
-    n = int(SECONDS * RATE)
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1.0 / RATE)
-    spectrum[1:] /= np.sqrt(f[1:])
-    spectrum[0] = 0
-    return np.fft.irfft(spectrum, n)
+    """Steady pink noise (1/f power), seeded: the engine's own pink init."""
+    silence = torch.zeros(1, int(SECONDS * RATE))
+    return initial_signal("pink", silence, RATE, 1.0, 0.0,
+                          torch.Generator().manual_seed(7))[0].double().numpy()
 
 
 def make_inputs() -> dict[str, np.ndarray]:
@@ -129,23 +125,19 @@ def run_dream(model, x: np.ndarray, params: DreamParams, target: np.ndarray | No
 
 def run_stream(model, x: np.ndarray, params: DreamParams, mode: str,
                block: int = 2048) -> np.ndarray:
-    """Renders `x` through a stream session offline (every iteration runs); aligned to x."""
+    """Renders `x` through a stream session and the server's stream scheduler, offline
+    (every iteration runs); aligned to x."""
     settings = StreamSettings(RATE, 1, block, mode=mode, offline=True).resolve(model.spec)
     session = StreamSession(settings, params.resolve(model.spec), model)
+    scheduler = StreamScheduler(model)
     padded = np.concatenate([x, np.zeros(settings.delay + block, np.float32)])
     out = []
-    for first in range(0, padded.size - block + 1, block):
-        job = session.begin(padded[None, first:first + block])
-        if job is not None:
-            group = Group(job.x, job.x0, job.params, 0, job.iterations, target=job.target,
-                          reference=job.reference)
-            for i in range(job.iterations):
-                group.iteration = i
-                group.shift = job.shifts[i] if job.shifts is not None else None
-                ((job.x, _),) = step(model, [group])
-                group.x = job.x
-                job.iterations_run += 1
-        out.append(session.finish(job)[0])
+    try:
+        for first in range(0, padded.size - block + 1, block):
+            job = session.begin(padded[None, first:first + block])
+            out.append(session.finish(scheduler.run(job) if job is not None else None)[0])
+    finally:
+        scheduler.close()
     y = np.concatenate(out)
     return y[settings.delay:settings.delay + x.size]
 
@@ -163,8 +155,7 @@ def cases(registry, only: set[str]):
         yield "octaves", "octaves 3", default, DreamParams(octaves=3), None
     if "streams" in only:
         for mode in ("process", "generate"):
-            params = replace(STREAM_DEFAULTS)
-            yield "streams", f"stream {mode}", default, (params, mode), None
+            yield "streams", f"stream {mode}", default, (STREAM_DEFAULTS, mode), None
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ import torch
 
 from audiodream_server import listening
 from audiodream_server.engine import DreamParams, dream
+from audiodream_server.engine.initial import initial_signal
 from audiodream_server.models.catalog import DEFAULT_MODEL, build_registry
 
 RATE = 44100
@@ -31,13 +32,9 @@ def model(shipped):
 
 
 def pink(seconds: float, seed: int = 3, level: float = 0.1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    n = int(seconds * RATE)
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1.0 / RATE)
-    spectrum[1:] /= np.sqrt(f[1:])
-    spectrum[0] = 0
-    x = np.fft.irfft(spectrum, n)
+    """Pink noise of RMS `level`, from the engine's own pink init."""
+    x = initial_signal("pink", torch.zeros(1, int(seconds * RATE)), RATE, 1.0, 0.0,
+                       torch.Generator().manual_seed(seed))[0].numpy()
     return (level * x / x.std()).astype(np.float32)
 
 

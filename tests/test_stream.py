@@ -181,6 +181,22 @@ def test_invalid_control_is_answered_in_band_and_the_stream_goes_on(address):
         assert "step_size" in messages and "conv99" in messages and "dance" in messages
 
 
+def test_control_with_an_uncomputable_filter_rule_is_refused_in_band(address):
+    """A Control passes the same STFT rules as a stream's config: a filter rule the
+    inverse STFT cannot run would otherwise fail the block (and every stream
+    batched with it)."""
+    x = tone(1.0, 48000)[:, 0]
+    with Client(address) as c, c.stream(48000, 1, B, iterations=1, offline=True) as s:
+        s.send(blocks_of(x)[0])
+        s.receive()
+        s.control(update="hardcut", n_fft=1024, hop=1024)
+        s.send(blocks_of(x)[1])
+        seq, block = s.receive()
+        assert seq == 1 and np.isfinite(block).all()
+        assert [w.code for w in s.warnings].count("invalid_control") == 1
+        assert "hop" in " ".join(w.message for w in s.warnings)
+
+
 def test_bad_chunk_gets_a_warning_and_a_silent_block(address):
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.DreamServiceStub(channel)

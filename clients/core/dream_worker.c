@@ -526,7 +526,9 @@ static int stream_requests(dw_worker *w, run *r)
     pthread_mutex_lock(&w->mutex);
     take_numbers_locked(w);
     keep = keep_locked(w);
-    changes = w->changes;
+    changes.set = 0;
+    if (w->changes.set)                    /* copy the whole parameter set only on change */
+        changes = w->changes;
     reset = w->reset;
     w->changes.set = 0;
     w->reset = 0;

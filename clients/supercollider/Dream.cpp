@@ -54,7 +54,6 @@ static char g_target[DW_TARGET] = DEFAULT_TARGET;
 /* What outlives a unit until the NRT thread has freed its worker. */
 struct DreamSlot {
     std::atomic<dw_worker *> worker;
-    int destroyed;
     /* creation settings, read by the NRT stage */
     char target[DW_TARGET];
     unsigned channels, rate, block, preroll;
@@ -65,7 +64,7 @@ struct DreamSlot {
 struct Dream : public Unit {
     DreamSlot *slot;
     int nch, id, realtime;
-    int index;                  /* in the SynthDef, for /u_cmd; -1 until found */
+    int index;                  /* in the SynthDef, for /u_cmd */
     float last[DW_NUMBERS], last_dry;
     int told_state, told_latency;
     double since_report;        /* samples */
@@ -414,12 +413,6 @@ void Dream_next(Dream *unit, int inNumSamples)
         dw_perform(w, in, out, (size_t)inNumSamples);
     else
         dw_perform_offline(w, in, out, (size_t)inNumSamples, OFFLINE_TIMEOUT);
-    if (unit->index < 0) {      /* the graph lists its units once all are made */
-        uint32 i;
-        for (i = 0; i < unit->mParent->mNumUnits; i++)
-            if (unit->mParent->mUnits[i] == unit)
-                unit->index = (int)i;
-    }
     Dream_info(unit, w);
     dw_get_report(w, &r);
     unit->since_report += inNumSamples;
@@ -439,7 +432,7 @@ void Dream_Ctor(Dream *unit)
     unit->nch = (int)unit->mNumInputs - IN_CHANNELS;
     unit->realtime = unit->mWorld->mRealTime;
     unit->id = (int)IN0(IN_ID);
-    unit->index = -1;
+    unit->index = unit->mParentIndex;  /* set by scsynth before the constructor runs */
     unit->told_state = -1;
     unit->told_latency = -1;
     unit->since_report = 0;

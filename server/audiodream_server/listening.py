@@ -2,8 +2,9 @@
 
 Each compares a dream `y` with its input `x` (both `[T]`, same rate):
 
-    logmel_r   Pearson r of the log-mel spectrograms (64 bands, n_fft 2048,
-               hop 512, dB floored 80 dB below the input's loudest bin):
+    logmel_r   Pearson r of the log-mel spectrograms (the mel CNN's filterbank:
+               64 bands 30 Hz - 16 kHz; n_fft 2048, hop 512; dB floored 80 dB
+               below the input's loudest bin):
                does the input's spectro-temporal shape survive?
     onset_r    Pearson r of the onset envelopes (half-wave rectified log-mel
                difference, summed over bands): does its rhythm survive?
@@ -35,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal as sps
 
+from .models.melcnn import mel_filterbank
+
 N_FFT, HOP, MELS = 2048, 512, 64
 FLOOR_DB = 80.0
 LINE_NPERSEG = 16384
@@ -43,27 +46,11 @@ LINE_RANGE_DB = 60.0
 IN_LINE_DB = 3.0
 
 
-def _mel_filterbank(rate: int, n_fft: int, mels: int) -> np.ndarray:
-    """Triangular HTK-mel filters `[mels, n_fft // 2 + 1]` from 30 Hz to min(16 kHz, Nyquist)."""
-    def to_mel(f):
-        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-    def to_hz(m):
-        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
-
-    edges = to_hz(np.linspace(to_mel(30.0), to_mel(min(16000.0, rate / 2)), mels + 2))
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
-    bank = np.zeros((mels, freqs.size))
-    for m in range(mels):
-        lo, mid, hi = edges[m:m + 3]
-        bank[m] = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
-    return bank
-
-
 def _power_mel(x: np.ndarray, rate: int) -> np.ndarray:
     _, _, spec = sps.stft(x, rate, window="hann", nperseg=N_FFT, noverlap=N_FFT - HOP,
                           boundary="even", padded=True)
-    return _mel_filterbank(rate, N_FFT, MELS) @ (np.abs(spec) ** 2)
+    bank = mel_filterbank(rate, N_FFT, MELS, 30.0, min(16000.0, rate / 2)).double().numpy()
+    return bank @ (np.abs(spec) ** 2)
 
 
 def _db(power: np.ndarray, floor: float) -> np.ndarray:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from audiodream.v1 import audiodream_pb2 as pb
 from conftest import start_server
 from served import BAD_CODES, LONG, MESSAGE_OPTIONS, health_status, stub
+from audiodream_server.engine import params as params_mod
 
 SCALE = 10 if LONG else 1
 CASES = {"dream": 900 * SCALE, "stream": 300 * SCALE, "raw": 800 * SCALE}
@@ -30,14 +31,15 @@ METHODS = ("ListModels", "ListLayers", "Dream", "DreamProgress", "StreamDream")
 counted = {"cases": 0}
 codes: dict[str, int] = {}
 
+# The engine's own choice lists, so the fuzz follows them when they change.
 CHOICES = {
-    "objective": ("activation", "mean", "class", "target_features", "style"),
-    "update": ("add", "hardcut", "hardcut_add", "target_filter", "flip"),
-    "init": ("input", "white", "pink", "sine", "silence"),
-    "grad_norm": ("std", "l2", "mean_abs"),
-    "output_format": ("pcm", "wav", "flac", "ogg"),
-    "phase": ("original", "griffinlim"),
-    "output": ("mix", "change"),
+    "objective": params_mod.OBJECTIVES,
+    "update": params_mod.UPDATES,
+    "init": params_mod.INITS,
+    "grad_norm": params_mod.GRAD_NORMS,
+    "output_format": params_mod.OUTPUT_FORMATS,
+    "phase": params_mod.PHASES,
+    "output": params_mod.OUTPUTS,
     "model": ("model2", "model1"),
     "class_name": ("x",),
 }

@@ -24,8 +24,8 @@ INITS = ("input", "white", "pink", "sine", "silence")
 OUTPUTS = ("mix", "change")
 # Parameters a model may give its own default (model card "dream_defaults");
 # None in DreamParams means "the model's default, else ENGINE_DEFAULTS".
-MODEL_DEFAULTS = ("step_size", "lowpass_hz", "follow_input", "iterations")
 ENGINE_DEFAULTS = {"step_size": 0.02, "lowpass_hz": 0.0, "follow_input": 1.0, "iterations": 20}
+MODEL_DEFAULTS = tuple(ENGINE_DEFAULTS)
 GRAD_NORMS = ("std", "l2", "mean_abs")
 OUTPUT_FORMATS = ("pcm", "wav", "flac", "ogg")
 PHASES = ("original", "griffinlim")

@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import Cancelled, InvalidArgument, ResourceExhausted
+from ..errors import Cancelled, InvalidArgument, OutOfRange, ResourceExhausted
 from ..models.registry import LoadedModel
 from . import audio as audio_io
 from . import melspace, windows
@@ -130,24 +130,25 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
         for octave_length in lengths:
             base = _rescale(start, octave_length)
             detail = _rescale(detail, octave_length)
-            reference = _rescale(original if params.init == "input" else start, octave_length)
+            reference = ABSOLUTE if params.init == "silence" else _rescale(
+                original if params.init == "input" else start, octave_length)
             detail = detail + ascent.run(base + detail, _rescale(original, octave_length),
-                                         _rescale(target_m, octave_length),
-                                         ABSOLUTE if params.init == "silence" else reference)
+                                         _rescale(target_m, octave_length), reference)
     except torch.cuda.OutOfMemoryError as exc:
         raise ResourceExhausted("out of GPU memory; send shorter audio or fewer channels") from exc
     change = detail
 
-    if params.output == "change":
-        out = np.float32(params.mix) * resample(change.cpu().numpy(), rate, sample_rate,
-                                                audio.shape[1])
-    elif params.init == "input":
-        back = resample(change.cpu().numpy(), rate, sample_rate, audio.shape[1])
-        out = audio + np.float32(params.mix) * back
+    if params.output == "change" or params.init == "input":
+        back = np.float32(params.mix) * resample(change.cpu().numpy(), rate, sample_rate,
+                                                 audio.shape[1])
+        out = back if params.output == "change" else audio + back
     else:
         wet = resample((start + change).cpu().numpy(), rate, sample_rate, audio.shape[1])
         out = np.float32(1 - params.mix) * audio + np.float32(params.mix) * wet
     peak = float(np.abs(out).max())
+    if not math.isfinite(peak):  # the one bound also catches a dream that diverged
+        raise OutOfRange("the dream diverged (NaN or infinite samples); try a smaller "
+                         "step_size, fewer iterations or longer audio")
     gain = 1.0 / peak if peak > 1.0 else 1.0
     if gain != 1.0:
         out = out * np.float32(gain)
@@ -185,13 +186,13 @@ class _Ascent:
 
     def _waveform(self, x: torch.Tensor, x0: torch.Tensor, shifts: torch.Tensor | None,
                   target: torch.Tensor | None, reference, chunks: list[slice], report,
-                  channels: int, length: int) -> torch.Tensor:
+                  channels: int) -> torch.Tensor:
         """All iterations over all windows `[C * n, W]`, chunk by chunk within a step.
 
-        After every step the windows agree again where they overlap: their
-        changes are crossfaded into one signal and cut anew. The sound is one
-        signal seen through overlapping windows, not n dreams glued together,
-        so joins carry the same change as mid-window.
+        After every step the windows agree again where they overlap (each
+        overlap becomes the crossfade of the two windows there, `windows.agree`).
+        The sound is one signal seen through overlapping windows, not n dreams
+        glued together, so joins carry the same change as mid-window.
         """
         p = self.params
 
@@ -254,7 +255,7 @@ class _Ascent:
                     x_target[part] if x_target is not None else None, self.generator, report)
         else:
             dreamed = self._waveform(x_start, x0, shifts, x_target, x_ref, chunks, report,
-                                     channels, length)
+                                     channels)
         self.losses.extend((loss_sum / items).tolist())
         change = dreamed - x_start
         if self.window:

@@ -146,11 +146,6 @@ def _to_samples(per_frame: torch.Tensor, length: int) -> torch.Tensor:
     return torch.lerp(per_frame[:, before], per_frame[:, after], weight)
 
 
-def local_level(x: torch.Tensor, span_samples: int = LEVEL_SPAN) -> torch.Tensor:
-    """`[B, T]` RMS over about `span_samples` around each sample."""
-    return _to_samples(level_frames(frame_power(x), span_samples), x.shape[-1])
-
-
 def spectral_envelope(reference: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """`[B, T // 2 + 1]`: |rfft(ref)| smoothed over SPECTRAL_SMOOTH_HZ, mean 1 per row."""
     magnitude = torch.fft.rfft(reference, dim=-1).abs().unsqueeze(1)

@@ -14,7 +14,8 @@ The ascent applies it as a frequency response inside the step's one rfft filter
     H(f) = k[c] + 2 * sum_{m=1..c} k[c + m] * cos(2 pi f m / T)
 
 which is `cascade_smooth` up to how the edges are padded (circular there,
-reflected here).
+reflected here). `cascade_smooth`, the direct form, is the reference the tests
+hold the response to.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import torch
 from audiodream.v1 import audiodream_pb2 as pb
 
 from ..engine import audio as audio_io
+from ..engine import windows
 from ..engine.params import DreamParams, Limits
 from ..errors import OutOfRange, ResourceExhausted
 from ..models.registry import LoadedModel
@@ -76,7 +77,9 @@ def check_dream(audio: np.ndarray, rate: int, params: DreamParams, model: Loaded
                    for k in range(params.octaves))
     if spec.fixed_input_samples:
         # Windowed models: each pass holds at most `max_batch` windows.
-        per_pass = min(channels * math.ceil(length / spec.fixed_input_samples) * 2, max_batch)
+        window = spec.fixed_input_samples
+        count = windows.plan(length, window, round(window * params.window_overlap))[0]
+        per_pass = min(channels * count, max_batch)
         check_stft(params, spec.fixed_input_samples, per_pass)
     else:
         check_stft(params, length, channels, shortest)
@@ -132,13 +135,6 @@ def probe(model: LoadedModel, samples: int, params: DreamParams) -> None:
         raise OutOfRange(f"the sound is too short for model {model.spec.name}: {what} "
                          f"{samples} samples at {model.spec.sample_rate} Hz; send longer audio"
                          + (" or use fewer octaves" if params.octaves > 1 else "")) from None
-
-
-def check_output(audio: np.ndarray) -> None:
-    """A dream that diverged is refused rather than sent as NaN or infinity."""
-    if not np.isfinite(audio).all():
-        raise OutOfRange("the dream diverged (NaN or infinite samples); try a smaller "
-                         "step_size, fewer iterations or longer audio")
 
 
 def _octave_length(length: int, factor: float) -> int:

@@ -150,7 +150,6 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
                            target=inputs.target, target_rate=inputs.target_rate,
                            limits=self.limits, max_batch=self.max_batch, progress=progress,
                            should_stop=stop.is_set)
-            budget.check_output(result.audio)
             return convert.result_to_proto(result, model)
 
         queued = await self.gate.acquire()

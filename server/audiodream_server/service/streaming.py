@@ -135,6 +135,9 @@ class StreamCall:
                 return new, [warning("model_changed", f"now dreaming with {params.model}; "
                                      "the stream state was reset"), self._ready(new)]
             params = params.validate(self.limits).resolve(session.model.spec)
+            # The same STFT rules as at open: a filter rule that cannot run would
+            # fail every stream batched with this one.
+            budget.check_stft(params, session.window_samples, session.settings.channels)
             if control.HasField("target"):
                 session.set_target(*convert.audio_from_proto(control.target, self.limits,
                                                              "target"))

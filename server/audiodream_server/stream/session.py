@@ -245,15 +245,11 @@ class StreamSession:
         p = self.params
         live = self._aligned_live()
         self._captured += self.settings.block_size
-        if p.init == "input" and self._captured <= self.settings.window:
-            # First cycle: the loop is what is played, dreamed from the first block on.
-            self._loop = live.clone()
-        elif self._loop is None:
-            if p.init == "input":
-                self._loop = live.clone()
-            else:
-                self._loop = initial_signal(p.init, live, self.model.spec.sample_rate,
-                                            p.init_gain, p.init_frequency_hz, self._generator)
+        if self._loop is None or (p.init == "input" and self._captured <= self.settings.window):
+            # With init "input", the whole first cycle: the loop is what is played,
+            # dreamed from the first block on.
+            self._loop = initial_signal(p.init, live, self.model.spec.sample_rate,
+                                        p.init_gain, p.init_frequency_hz, self._generator)
         if p.iterations == 0:
             return None
         if p.mix_original is None:
@@ -261,14 +257,14 @@ class StreamSession:
         return Job(x=self._loop, x0=live, params=p,
                    iterations=p.iterations, shifts=self._shifts(0, live.shape[0], True),
                    deadline=deadline, target=self.target,
-                   reference=self._generate_reference(p, live))
+                   reference=self._generate_reference(p))
 
-    def _generate_reference(self, p: DreamParams, live: torch.Tensor):
-        """What the loop's steps follow: the live input while the loop follows it,
-        the loop itself when it runs free (nothing, from silence)."""
+    def _generate_reference(self, p: DreamParams):
+        """What the loop's steps follow: the live input (x0) while the loop follows
+        it, the loop itself when it runs free (nothing, from silence)."""
         if p.mix_original:
-            return live
-        return ABSOLUTE if p.init == "silence" else self._loop.clone()
+            return None
+        return ABSOLUTE if p.init == "silence" else self._loop
 
     def _generate_output(self, job: Job | None) -> np.ndarray:
         s = self.settings
