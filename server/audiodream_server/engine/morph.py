@@ -47,7 +47,6 @@ from ..errors import FailedPrecondition, InvalidArgument, OutOfRange
 from ..models.registry import LoadedModel
 from . import audio as audio_io
 from .features import Features, features
-from .melspace import griffin_lim
 from .params import DEFAULT_LIMITS, OUTPUT_FORMATS, Limits
 from .resample import resample
 
@@ -218,15 +217,10 @@ def morph_spectra(module, sa: torch.Tensor, sb: torch.Tensor, alpha: torch.Tenso
     decoded = module.decode(z, frames)
     d = params.detail
     if d:
-        decoded = decoded + d * ((1 - a.unsqueeze(1)) * (la - module.decode(za, frames))
-                                 + a.unsqueeze(1) * (lb - module.decode(zb, frames)))
-    log_a, log_b = sa.abs().clamp_min(TINY).log(), sb.abs().clamp_min(TINY).log()
-    blend = (1 - a) * log_a + a * log_b                   # log of the geometric blend
-    covered = (frontend.filters.sum(dim=0) > 0).view(1, -1, 1)
-    reference = torch.exp(torch.where(covered, d * blend, blend))
-    ref_mel = torch.log(frontend.filters @ reference.square() + FLOOR)
-    gain = frontend.linear_gain(torch.exp(decoded[:, 0] - ref_mel))
-    magnitude = reference * gain
+        decoded = decoded + d * ((1 - a.unsqueeze(1)) * residual(module, la, za)
+                                 + a.unsqueeze(1) * residual(module, lb, zb))
+    magnitude = resynthesis_magnitude(frontend, decoded, log_magnitude(sa), log_magnitude(sb),
+                                      a, d)
     mixed = (1 - a) * sa + a * sb
     phase = mixed / mixed.abs().clamp_min(1e-12)
     phase = torch.where(mixed.abs() > 0, phase, torch.ones_like(phase))
@@ -234,6 +228,29 @@ def morph_spectra(module, sa: torch.Tensor, sb: torch.Tensor, alpha: torch.Tenso
     if params.phase == "griffinlim":
         spectrum = _griffin_lim_from(spectrum, frontend, params.gl_iters)
     return spectrum
+
+
+def log_magnitude(spectrum: torch.Tensor) -> torch.Tensor:
+    return spectrum.abs().clamp_min(TINY).log()
+
+
+def residual(module, mel: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    """What the code does not hold: L - dec(enc(L)), `[B, 1, mels, F]`."""
+    return mel - module.decode(code, mel.shape[-1])
+
+
+def resynthesis_magnitude(frontend, decoded: torch.Tensor, log_a: torch.Tensor,
+                          log_b: torch.Tensor, a: torch.Tensor, detail: float) -> torch.Tensor:
+    """M = R G(exp(D - log(W R^2 + eps))), R = (|S_A|^(1-a) |S_B|^a)^d (module docstring).
+
+    Shapes: decoded `[B, 1, mels, F]`; log_a, log_b `[B, bins, F or 1]`; a
+    broadcastable to `[B, bins, F]`. Returns `[B, bins, F]`.
+    """
+    blend = (1 - a) * log_a + a * log_b                   # log of the geometric blend
+    covered = (frontend.filters.sum(dim=0) > 0).view(1, -1, 1)
+    reference = torch.exp(torch.where(covered, detail * blend, blend))
+    ref_mel = torch.log(frontend.filters @ reference.square() + FLOOR)
+    return reference * frontend.linear_gain(torch.exp(decoded[:, 0] - ref_mel))
 
 
 def _griffin_lim_from(spectrum: torch.Tensor, frontend, iterations: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ from ..engine.params import Limits, DEFAULT_LIMITS
 from ..engine.pipeline import Progress, dream
 from ..models.registry import ResidentModels
 from ..errors import ResourceExhausted
-from . import budget, convert, status
+from . import budget, convert, morphing, status
 from ..stream import StreamHub
 from .gate import ComputeGate
 from .streaming import StreamCall
@@ -118,6 +118,10 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
                           self.config_seconds)
         async for response in call.responses(request_iterator):
             yield response
+
+    @status.unary
+    async def Morph(self, request, context):
+        return await morphing.serve(self, request)
 
     async def _dream(self, request, progress=None) -> pb.DreamResponse:
         start = time.perf_counter()
