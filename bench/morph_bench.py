@@ -9,8 +9,9 @@ dry, 1.5 s at 44.1 kHz), then for amounts 0, 0.1 .. 1 makes the morph
     flatness   spectral flatness, 0 = tonal .. 1 = white noise
     d(A), d(B) log-mel distance to A and to B: RMS over bands and frames of the
                difference of the 64-band log-mel spectrograms, dB (floor -80 dB)
-    partials   for notes of different pitch: how much of the tonal energy sits on
-               A's harmonics and on B's, and min/max of the two in dB
+    partials   for notes of different pitch (a tritone apart, so their first six
+               harmonics are all >= 100 cents apart): the share of the energy within
+               +-30 cents of B's harmonics 1..6 among A's and B's, and min/max of the two in dB
                (0 dB = both series equally present: two notes superimposed;
                far below 0 = one partial structure)
 
@@ -47,7 +48,7 @@ RATE = 44100
 AMOUNTS = tuple(round(0.1 * k, 1) for k in range(11))
 # (name, GM program, MIDI pitch) pairs: one timbre morph at one pitch, one across pitches.
 PAIRS = ((("flute", 73, 60), ("trumpet", 56, 60)),
-         (("cello", 42, 55), ("clarinet", 71, 62)))
+         (("cello", 42, 48), ("clarinet", 71, 54)))
 
 
 def render_note(program: int, pitch: int, work: Path) -> np.ndarray:
@@ -75,10 +76,10 @@ def mel_distance(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def harmonic_energy(x: np.ndarray, f0: float) -> float:
-    """Power within +-30 cents of the harmonics of f0 below 8 kHz (long-term spectrum)."""
+    """Power within +-30 cents of harmonics 1..6 of f0 (long-term spectrum)."""
     freqs, power = listening.long_term_spectrum(x.astype(np.float64), RATE)
     total = 0.0
-    for k in range(1, int(8000 // f0) + 1):
+    for k in range(1, 7):
         f = k * f0
         band = (freqs >= f * 2 ** (-30 / 1200)) & (freqs <= f * 2 ** (30 / 1200))
         total += float(power[band].sum())

@@ -45,7 +45,7 @@ class TargetCode:
         if at_rate.shape[0] != channels:
             at_rate = np.repeat(at_rate.mean(axis=0, keepdims=True), channels, axis=0)
         with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(at_rate)).to(model.device)
+            x = torch.from_numpy(np.array(at_rate, dtype=np.float32)).to(model.device)
             spectrum = module.frontend.spectrum(x)
             mel = module.frontend.from_spectrum(spectrum)           # [C, 1, M, F]
             code = module.encode_mel(mel)                           # [C, Z, R, f]

@@ -58,6 +58,7 @@ from .morphing import TargetCode, morph_toward
 from .settings import StreamSettings
 
 WRAP = 64  # samples of circular padding when resampling a loop
+MORPH_MARGIN = 4096  # morph mode: frames of context before the frames it outputs
 
 
 @dataclass
@@ -238,16 +239,20 @@ class StreamSession:
     # -- morph mode ---------------------------------------------------------------------
 
     def _morph_block(self) -> None:
-        """The context moved toward the target's code; its change replaces the last one."""
-        p = self.params
+        """The context's newest part moved toward the target's code; its change replaces
+        the last one. Only the frames the next outputs read, plus MORPH_MARGIN frames of
+        context before them, are morphed (no gradient: nothing needs the whole window)."""
+        p, s = self.params, self.settings
+        self._change = np.zeros_like(self._context)
         if self.morph_target is None:  # no target yet (a model change drops it): pass through
-            self._change = np.zeros_like(self._context)
             return
-        original = self._to_model(self._context)
+        span = min(s.window, s.delay + s.block_size + MORPH_MARGIN)
+        rate = self.model.spec.sample_rate
+        original = resample(self._context[:, -span:], s.sample_rate, rate)
         x = torch.from_numpy(original).to(self.model.device)
         y = morph_toward(self.model, x, self.morph_target, p.morph_amount,
                          p.morph_interpolation == "spherical", p.morph_detail)
-        self._change = self._to_client((y - x).cpu().numpy())
+        self._change[:, -span:] = resample((y - x).cpu().numpy(), rate, s.sample_rate, span)
 
     # -- generate mode ------------------------------------------------------------------
 
