@@ -53,7 +53,8 @@ def test_dream_morphs_toward_a_target_array_live(external, tmp_path):
         p.connect(gain, writers[0])
         change = START_MS - 800  # before recording starts
         for k, amount in enumerate((1, 0)):
-            d = p.obj(f"dream~ -server {address} -model instruments-ae -iterations 0")
+            d = p.obj(f"dream~ -server {address} -model instruments-ae -iterations 0 "
+                      "-preroll 8192")
             p.connect(gain, d)
             p.connect(d, writers[k + 1])
             p.connect(d, p.obj(f"print info{k}"), outlet=1)
@@ -87,4 +88,4 @@ def test_dream_morphs_toward_a_target_array_live(external, tmp_path):
     # Amount 0 keeps the tone (exact comparisons belong to the Python stream tests:
     # on a loaded machine underruns conceal a few blocks here, and their joins add
     # some brightness).
-    assert centroid(passed) < 1.5 * dry
+    assert centroid(passed) < 0.6 * centroid(moved)
