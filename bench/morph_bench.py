@@ -19,7 +19,15 @@ and per path (morph, crossfade), its smoothness: the largest change between
 neighbouring amounts as a share of the path's whole range, for d(A) and d(B)
 (0.1 = even steps over 10 steps; a jump shows as a share near 1).
 
-Run: python bench/morph_bench.py [--model instruments-ae] [--save DIR]
+Then the live morph mode's cost: a real server on a free loopback port, an
+offline StreamDream in "morph" mode at 48 kHz, block 2048, one block in
+flight: the server's processing time per block and the real-time factor (that
+time / the block's 42.7 ms), with the default context (4 blocks; a morph
+works on the frames it outputs plus 4096 frames before them whatever the
+context); and, in the same run, process mode at 4 iterations per block on
+instruments-m2 for comparison.
+
+Run: python bench/morph_bench.py [--model instruments-ae] [--save DIR] [--only paths,live]
 """
 
 from __future__ import annotations
@@ -42,7 +50,10 @@ from audiodream_server.datasets.midi import MidiTrack
 from audiodream_server.datasets.tools import DEFAULT_SOUNDFONT, require_file, require_program
 from audiodream_server.engine.features import features
 from audiodream_server.engine.morph import MorphParams, morph
+from audiodream import Client
 from audiodream_server.models.catalog import build_registry
+from audiodream_server.service.config import ServerConfig
+from audiodream_server.service.server import create_server
 
 RATE = 44100
 AMOUNTS = tuple(round(0.1 * k, 1) for k in range(11))
@@ -140,6 +151,42 @@ def print_pair(result: dict, label: str) -> None:
               f"{smoothness([r['centroid'] for r in rows]):.2f}")
 
 
+def live_cost(address: str, model: str, blocks: int, **options) -> float:
+    """Median server seconds per block of an offline stream, one block in flight."""
+    rate, block = 48000, 2048
+    t = np.arange(blocks * block) / rate
+    x = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    with Client(address) as c, c.stream(rate, 1, block, model=model, offline=True,
+                                        **options) as s:
+        for k in range(blocks):
+            s.send(x[k * block:(k + 1) * block])
+            s.receive()
+        served = [st.mean_block_seconds for st in s.stats[1:]] or \
+            [st.mean_block_seconds for st in s.stats]
+    return float(np.median(served))
+
+
+def run_live(model_name: str, target: np.ndarray, blocks: int) -> None:
+    models = build_registry(pretrained=False, untrained_models=False).load(
+        torch.device("cpu"), [model_name, "instruments-m2"])
+    server, port, _ = create_server(ServerConfig(port=0), models)
+    server.start()
+    address = f"127.0.0.1:{port}"
+    block_ms = 2048 / 48000 * 1e3
+    print(f"\n## live morph: 48000 Hz mono, block 2048 ({block_ms:.1f} ms), offline stream, "
+          f"{blocks} blocks")
+    try:
+        cases = (("morph, amount 0.5, context 4 blocks", model_name,
+                  {"mode": "morph", "morph_amount": 0.5, "target": (target, RATE)}),
+                 ("process, instruments-m2, K = 4", "instruments-m2", {"iterations": 4}))
+        for label, model, options in cases:
+            seconds = live_cost(address, model, blocks, **options)
+            print(f"{label:38}: server {seconds * 1e3:6.1f} ms per block, real-time factor "
+                  f"{seconds * 1e3 / block_ms:.3f}")
+    finally:
+        server.stop(None)
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -156,7 +203,10 @@ def main() -> None:
     parser.add_argument("--detail", type=float, nargs="*", default=[1.0, 0.0],
                         help="detail settings to compare [1 0]")
     parser.add_argument("--save", type=Path, help="write every sound as WAV here")
+    parser.add_argument("--only", default="paths,live", help="paths, live [both]")
+    parser.add_argument("--blocks", type=int, default=60, help="live: blocks streamed [60]")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     runtime.configure_threads(0)
     models = build_registry(pretrained=False, untrained_models=False).load(
         torch.device("cpu"), [args.model])
@@ -166,11 +216,14 @@ def main() -> None:
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for detail in args.detail:
+        for detail in args.detail if "paths" in only else ():
             for a_note, b_note in PAIRS:
                 params = MorphParams(detail=detail)
                 result = run_pair(model, a_note, b_note, Path(tmp), args.save, params)
                 print_pair(result, f"detail {detail:g}, phase blend, linear")
+        if "live" in only:
+            (_, program, pitch), = PAIRS[0][1:]
+            run_live(args.model, render_note(program, pitch, Path(tmp)), args.blocks)
 
 
 if __name__ == "__main__":
