@@ -124,7 +124,8 @@ def run_pair(model, a_note, b_note, work: Path, save: Path | None, params: Morph
                 row["both_db"] = 10 * np.log10(min(ea, eb) / max(ea, eb))
             rows[kind].append(row)
             if save is not None:
-                sf.write(str(save / f"{a_name}-{b_name}-{kind}-d{params.detail:g}-{amount:.1f}.wav"), y, RATE)
+                name = f"{a_name}-{b_name}-{kind}-d{params.detail:g}-{amount:.1f}.wav"
+                sf.write(str(save / name), y, RATE)
     return {"pair": f"{a_name} {a_pitch} -> {b_name} {b_pitch}", "rows": rows,
             "pitched": a_pitch != b_pitch}
 
@@ -132,7 +133,8 @@ def run_pair(model, a_note, b_note, work: Path, save: Path | None, params: Morph
 def print_pair(result: dict, label: str) -> None:
     print(f"\n## {result['pair']} ({label})")
     pitched = result["pitched"]
-    head = f"{'amount':>6} | {'path':9} {'centroid':>8} {'flatness':>8} {'d(A)':>6} {'d(B)':>6}"
+    head = (f"{'amount':>6} | {'path':9} {'centroid':>8} {'flatness':>8} {'d(A)':>6} "
+            f"{'d(B)':>6}")
     if pitched:
         head += f" {'on B %':>6} {'both dB':>7}"
     print(head)

@@ -26,7 +26,7 @@ def centroid(x: np.ndarray) -> float:
     return features(x[None].astype(np.float32), RATE).spectral_centroid_hz
 
 
-def test_dream_morphs_toward_a_target_array_live(external, tmp_path):
+def test_dream_morphs_toward_a_target_array_live(external, tmp_path):  # noqa: F811
     models = build_registry(pretrained=False, untrained_models=False).load(
         torch.device("cpu"), ["instruments-ae"])
     server, address = start_server(models)

@@ -40,7 +40,7 @@ def test_listed_and_style_dream_approaches_the_target(address):
         info = {m.name: m for m in c.models()}["random-shallow"]
         assert not info.trained and info.num_classes == 0
         layers = c.layers("random-shallow").layers
-        assert [(l.name, l.channels) for l in layers] == [("conv", 2048)]
+        assert [(layer.name, layer.channels) for layer in layers] == [("conv", 2048)]
         out = c.dream(x, RATE, model="random-shallow", objective="style", iterations=3,
                       target=(target, RATE))
     # The style objective is minus the Gram distance: it rises toward the target's.

@@ -96,7 +96,7 @@ class MelAutoencoder(DreamableModel):
         self.decoder = Decoder()
         strides = (HOP * 2, HOP * 4, HOP * 4, HOP * 4)
         layers = tuple(LayerSpec(n, "Conv2d", c, s) for n, c, s in zip(
-            self.stages, (w1, w2, w3, LATENT_CHANNELS), strides))
+            self.stages, (w1, w2, w3, LATENT_CHANNELS), strides, strict=True))
         self.spec = ModelSpec(
             name=name, sample_rate=SAMPLE_RATE, fixed_input_samples=WINDOW, layers=layers,
             classes=(), default_layer=default_layer,
