@@ -95,6 +95,15 @@ def test_output_has_a_rate_channels_and_length(ae_client):
     assert out.latent_size == 128 and out.latent_frame_rate == pytest.approx(21.533, abs=1e-3)
 
 
+def test_very_short_sounds_keep_their_length(ae_client):
+    a = note(0.01, RATE, 440.0, 0.5)
+    b = note(0.002, 8000, 440.0, 0.5)
+    out = ae_client.morph(a, b, RATE, 8000, amount=0.5)
+    assert out.audio.shape == a.shape and np.isfinite(out.audio).all()
+    zero = ae_client.morph(a, b, RATE, 8000, amount=0.0)
+    assert np.abs(zero.audio - a).max() < 1e-4
+
+
 def _centroid(x: np.ndarray) -> float:
     return features(x[None].astype(np.float32), RATE).spectral_centroid_hz
 

@@ -287,6 +287,10 @@ def morph(a: np.ndarray, rate_a: int, b: np.ndarray, rate_b: int, model: LoadedM
                          f"{latent} latent channels; give 1, 2, 4 or 8")
     xa = resample(a, rate_a, rate)
     xb = fit_b(b, rate_b, channels, xa.shape[1], rate)
+    # The centred STFT reflects half a frame at each end: shorter sounds are padded
+    # with silence for the analysis and cut back afterwards.
+    short = max(0, module.frontend.n_fft - xa.shape[1])
+    xa, xb = (np.pad(x, ((0, 0), (0, short))) for x in (xa, xb))
     with torch.no_grad():
         both = torch.from_numpy(np.concatenate([xa, xb])).to(device)
         spectra = module.frontend.spectrum(both)
@@ -299,6 +303,7 @@ def morph(a: np.ndarray, rate_a: int, b: np.ndarray, rate_b: int, model: LoadedM
         frontend = module.frontend
         out = torch.istft(spectrum, frontend.n_fft, frontend.hop, window=frontend.window,
                           center=True, length=xa.shape[1]).cpu().numpy()
+        out = out[:, :xa.shape[1] - short]
     out = resample(out.astype(np.float32), rate, rate_a, length)
     peak = float(np.abs(out).max(initial=0.0))
     if not math.isfinite(peak):

@@ -44,6 +44,8 @@ class TargetCode:
         at_rate = resample(samples, rate, model.spec.sample_rate)
         if at_rate.shape[0] != channels:
             at_rate = np.repeat(at_rate.mean(axis=0, keepdims=True), channels, axis=0)
+        # The centred STFT needs at least one frame's length: pad a short target with silence.
+        at_rate = np.pad(at_rate, ((0, 0), (0, max(0, module.frontend.n_fft - at_rate.shape[1]))))
         with torch.no_grad():
             x = torch.from_numpy(np.array(at_rate, dtype=np.float32)).to(model.device)
             spectrum = module.frontend.spectrum(x)
