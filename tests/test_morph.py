@@ -240,6 +240,27 @@ def test_live_morph_amount_changes_live(ae_client):
     assert _centroid(heard[21 * block:]) > 1.3 * _centroid(dry[21 * block:])
 
 
+def test_switching_to_morph_before_the_target_passes_through_then_morphs(ae_client):
+    x = note(2.0, 48000, 220.0, 0.05)[:, 0]
+    target = note(1.0, 48000, 220.0, 0.95, seed=1)[:, 0]
+    block = 2048
+    blocks = [x[i:i + block] for i in range(0, len(x) - block + 1, block)]
+    with ae_client.stream(48000, 1, block, model=AE, iterations=0, offline=True) as live:
+        out = [_one(live, b) for b in blocks[:4]]
+        live.control(mode="morph", morph_amount=1.0)
+        out += [_one(live, b) for b in blocks[4:10]]
+        live.control(target=(target, 48000))
+        out += [_one(live, b) for b in blocks[10:]]
+        codes = [w.code for w in live.warnings]
+    assert codes == ["no_target"]
+    heard = np.concatenate(out)[live.latency:]
+    dry = x[:heard.size]
+    # Mode changes reset the context: the first blocks after it are quiet, the rest
+    # until the target passes the input through.
+    assert np.abs(heard[7 * block:9 * block] - dry[7 * block:9 * block]).max() < 1e-3
+    assert _centroid(heard[13 * block:]) > 1.3 * _centroid(dry[13 * block:])
+
+
 def test_morph_mode_needs_an_autoencoder_and_a_target(ae_client):
     with pytest.raises(ServerError) as err:
         with ae_client.stream(48000, 1, 2048, model=AE, mode="morph") as live:

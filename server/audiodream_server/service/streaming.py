@@ -142,12 +142,19 @@ class StreamCall:
             if control.HasField("target"):
                 session.set_target(*convert.audio_from_proto(control.target, self.limits,
                                                              "target"))
-            _check_target(session, params, control.mode)
+            waiting = _morph_waits_for_target(session, control.mode)
+            if not waiting:
+                _check_target(session, params, control.mode)
         except DreamError as exc:
             return session, [warning("invalid_control", f"control ignored: {exc}")]
         session.update(params, control.mode or None)
         if control.reset:
             session.reset()
+        if waiting:
+            # A host may send the mode before its target arrives (a buffer is read
+            # asynchronously): the input passes through until the target comes.
+            return session, [warning("no_target", "morph mode has no target yet: the input "
+                                     "passes through until one arrives")]
         return session, []
 
     # -- audio --------------------------------------------------------------------------
@@ -212,6 +219,12 @@ def _check_short_window(session: StreamSession) -> None:
     except Exception as exc:  # noqa: BLE001 - any failure means "too short for it"
         raise OutOfRange(f"model {spec.name} cannot dream a {session.settings.window}-frame "
                          f"context ({exc}); use window 0 (its own window)") from None
+
+
+def _morph_waits_for_target(session: StreamSession, mode: str) -> bool:
+    """A Control into morph mode on an autoencoder, before any target was sent."""
+    return (mode or session.settings.mode) == "morph" and session.morph_target is None \
+        and callable(getattr(session.model.module, "encode_mel", None))
 
 
 def _check_target(session: StreamSession, params: DreamParams, mode: str = "") -> None:
