@@ -22,8 +22,8 @@ def spectrum_distance(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sqrt(np.mean(((a - a.mean()) - (b - b.mean())) ** 2)))
 
 
-def test_unit_commands_morph_the_input_toward_a_target_buffer(  # noqa: F811
-        plugin, defs, jack, tmp_path):
+def test_unit_commands_morph_the_input_toward_a_target_buffer(
+        plugin, defs, jack, tmp_path):  # noqa: F811 - the fixtures
     models = build_registry(pretrained=False, untrained_models=False).load(
         torch.device("cpu"), ["instruments-ae"])
     server, address = start_server(models)
