@@ -199,21 +199,17 @@ def frame_amounts(alpha: torch.Tensor, frames: int, pool: int) -> torch.Tensor:
 
 @torch.no_grad()
 def morph_spectra(module, sa: torch.Tensor, sb: torch.Tensor, alpha: torch.Tensor,
-                  params: MorphParams, za: torch.Tensor | None = None,
-                  zb: torch.Tensor | None = None) -> torch.Tensor:
+                  params: MorphParams) -> torch.Tensor:
     """The morph's complex spectrum `[B, bins, F]` from the spectra of A and B.
 
-    `alpha` `[G, f]` as `amounts` gives it for the latent frames; `za`, `zb`
-    may pass codes already computed (the live mode keeps the target's).
+    `alpha` `[G, f]`: the amounts of the latent frames, as `amounts` gives them.
     """
     frontend = module.frontend
     frames = sa.shape[-1]
     la, lb = frontend.from_spectrum(sa), frontend.from_spectrum(sb)
-    za = module.encode_mel(la) if za is None else za
-    zb = module.encode_mel(lb) if zb is None else zb
+    za, zb = module.encode_mel(la), module.encode_mel(lb)
     z = interpolate(za, zb, alpha, params.interpolation == "spherical")
-    pool = -(-frames // z.shape[-1])
-    a = frame_amounts(alpha, frames, pool).view(1, 1, frames)  # per STFT frame
+    a = frame_amounts(alpha, frames, module.time_pool).view(1, 1, frames)  # per STFT frame
     decoded = module.decode(z, frames)
     d = params.detail
     if d:
