@@ -104,6 +104,20 @@ def test_very_short_sounds_keep_their_length(ae_client):
     assert np.abs(zero.audio - a).max() < 1e-4
 
 
+def test_long_sounds_are_morphed_in_chunks_with_the_same_result(ae_models, monkeypatch):
+    from audiodream_server.engine import morph as engine
+
+    a = note(3.0, RATE, 196.0, 0.2, channels=2)
+    b = note(2.0, RATE, 330.0, 0.8, seed=3)
+    model = ae_models.get(AE)
+    params = engine.MorphParams(curve=(0.0, 1.0, 0.3), interpolation="spherical")
+    whole = engine.morph(a.T, RATE, b.T, RATE, model, params).audio
+    monkeypatch.setattr(engine, "CHUNK_FRAMES", 64)  # 3 s = 259 frames: 5 chunks
+    chunked = engine.morph(a.T, RATE, b.T, RATE, model, params).audio
+    # The margins hold the autoencoder's whole receptive field: float rounding only.
+    assert np.abs(whole - chunked).max() < 1e-5
+
+
 def _centroid(x: np.ndarray) -> float:
     return features(x[None].astype(np.float32), RATE).spectral_centroid_hz
 

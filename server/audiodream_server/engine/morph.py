@@ -54,6 +54,8 @@ INTERPOLATIONS = ("linear", "spherical")
 MORPH_PHASES = ("blend", "griffinlim")
 MAX_CURVE_POINTS = 1024
 MAX_GL_ITERS = 500
+CHUNK_FRAMES = 2048   # STFT frames (24 s) through the autoencoder at a time
+MARGIN_FRAMES = 32    # of context each side of a chunk (multiples of the time pooling)
 FLOOR = 1e-6      # the log-mel's floor (power)
 TINY = 1e-8       # magnitude floor under a logarithm
 
@@ -221,9 +223,26 @@ def morph_spectra(module, sa: torch.Tensor, sb: torch.Tensor, alpha: torch.Tenso
     phase = mixed / mixed.abs().clamp_min(1e-12)
     phase = torch.where(mixed.abs() > 0, phase, torch.ones_like(phase))
     spectrum = magnitude * phase
-    if params.phase == "griffinlim":
-        spectrum = _griffin_lim_from(spectrum, frontend, params.gl_iters)
     return spectrum
+
+
+def morph_spectra_chunked(module, sa: torch.Tensor, sb: torch.Tensor, alpha: torch.Tensor,
+                          params: MorphParams) -> torch.Tensor:
+    """`morph_spectra` over CHUNK_FRAMES STFT frames at a time, with MARGIN_FRAMES of
+    context on each side (more than the autoencoder's receptive field, about 25
+    frames), so a long sound's activations stay small and the result is the same
+    as in one piece up to float rounding. Both are multiples of the time pooling,
+    so every chunk's latent grid is the whole sound's."""
+    frames, pool = sa.shape[-1], module.time_pool
+    if frames <= CHUNK_FRAMES + 2 * MARGIN_FRAMES:
+        return morph_spectra(module, sa, sb, alpha, params)
+    parts = []
+    for first in range(0, frames, CHUNK_FRAMES):
+        lo, hi = max(0, first - MARGIN_FRAMES), min(frames, first + CHUNK_FRAMES + MARGIN_FRAMES)
+        part = morph_spectra(module, sa[..., lo:hi], sb[..., lo:hi],
+                             alpha[:, lo // pool:lo // pool + -(-(hi - lo) // pool)], params)
+        parts.append(part[..., first - lo:first - lo + CHUNK_FRAMES])
+    return torch.cat(parts, dim=-1)
 
 
 def log_magnitude(spectrum: torch.Tensor) -> torch.Tensor:
@@ -287,19 +306,20 @@ def morph(a: np.ndarray, rate_a: int, b: np.ndarray, rate_b: int, model: LoadedM
     # with silence for the analysis and cut back afterwards.
     short = max(0, module.frontend.n_fft - xa.shape[1])
     xa, xb = (np.pad(x, ((0, 0), (0, short))) for x in (xa, xb))
+    frontend = module.frontend
+    frames = xa.shape[1] // frontend.hop + 1
+    latent_frames = -(-frames // module.time_pool)
+    alpha = amounts(params, len(params.group_amounts) or 1, latent_frames, device)
+    out = np.empty((channels, xa.shape[1] - short), np.float32)
     with torch.no_grad():
-        both = torch.from_numpy(np.concatenate([xa, xb])).to(device)
-        spectra = module.frontend.spectrum(both)
-        sa, sb = spectra[:channels], spectra[channels:]
-        frames = sa.shape[-1]
-        latent_frames = -(-frames // module.time_pool)
-        groups = len(params.group_amounts) or 1
-        alpha = amounts(params, groups, latent_frames, device)
-        spectrum = morph_spectra(module, sa, sb, alpha, params)
-        frontend = module.frontend
-        out = torch.istft(spectrum, frontend.n_fft, frontend.hop, window=frontend.window,
-                          center=True, length=xa.shape[1]).cpu().numpy()
-        out = out[:, :xa.shape[1] - short]
+        for c in range(channels):  # one channel at a time: a long sound's spectra are large
+            spectra = frontend.spectrum(torch.from_numpy(np.stack([xa[c], xb[c]])).to(device))
+            spectrum = morph_spectra_chunked(module, spectra[:1], spectra[1:], alpha, params)
+            if params.phase == "griffinlim":
+                spectrum = _griffin_lim_from(spectrum, frontend, params.gl_iters)
+            y = torch.istft(spectrum, frontend.n_fft, frontend.hop, window=frontend.window,
+                            center=True, length=xa.shape[1])
+            out[c] = y[0, :xa.shape[1] - short].cpu().numpy()
     out = resample(out.astype(np.float32), rate, rate_a, length)
     peak = float(np.abs(out).max(initial=0.0))
     if not math.isfinite(peak):
