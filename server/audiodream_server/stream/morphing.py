@@ -1,7 +1,7 @@
 """Live morphing: a stream's input moved toward a target sound's code (seed 004, Colonel et al.).
 
-The target is summarised once, when it arrives, by its loud frames (within
-40 dB of its loudest): the mean of their latent codes z_T, the mean of their
+The target is summarised once, when it arrives, by the loud frames (within
+40 dB of its loudest) of its first TARGET_SECONDS: the mean of their latent codes z_T, the mean of their
 log-mels L_T and of their log magnitudes log|S_T|, and the target's residual
 r_T = L_T - dec(z_T) (what the code does not hold). Each block, the stream's
 context x (at the model rate) is encoded and moved toward z_T by the amount a
@@ -30,6 +30,7 @@ from ..engine.resample import resample
 from ..models.registry import LoadedModel
 
 LOUD_DB = 40.0
+TARGET_SECONDS = 30  # of the target summarised: a timbre, not a piece
 
 
 class TargetCode:
@@ -41,7 +42,7 @@ class TargetCode:
 
     def __init__(self, model: LoadedModel, samples: np.ndarray, rate: int, channels: int):
         module = model.module
-        at_rate = resample(samples, rate, model.spec.sample_rate)
+        at_rate = resample(samples[:, :TARGET_SECONDS * rate], rate, model.spec.sample_rate)
         if at_rate.shape[0] != channels:
             at_rate = np.repeat(at_rate.mean(axis=0, keepdims=True), channels, axis=0)
         # The centred STFT needs at least one frame's length: pad a short target with silence.
