@@ -1,8 +1,9 @@
 """Live morphing: a stream's input moved toward a target sound's code (seed 004, Colonel et al.).
 
 The target is summarised once, when it arrives, by the loud frames (within
-40 dB of its loudest) of its first TARGET_SECONDS: the mean of their latent codes z_T, the mean of their
-log-mels L_T and of their log magnitudes log|S_T|, and the target's residual
+40 dB of its loudest) of its first TARGET_SECONDS: the mean of their latent
+codes z_T, the mean of their log-mels L_T and of their log magnitudes
+log|S_T|, and the target's residual
 r_T = L_T - dec(z_T) (what the code does not hold). Each block, the stream's
 context x (at the model rate) is encoded and moved toward z_T by the amount a
 (`morph_amount`, changed live by a Control), as `engine.morph` does for two
