@@ -86,6 +86,8 @@ def get_parser() -> argparse.ArgumentParser:
                        help="0..1: keep the inputs' fine structure (1) or only the decoder's "
                             "mel envelope (0) [1]")
     morph.add_argument("--quiet", action="store_true", help="no summary")
+    morph.add_argument("--local", action="store_true", help="run the engine here, no server")
+    morph.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda [auto]")
 
     stream = sub.add_parser("stream", help="stream a sound file through StreamDream")
     stream.add_argument("input", help="sound file to stream")
@@ -263,7 +265,16 @@ def cmd_morph(args) -> int:
 
     curve = None if args.curve is None else (args.curve or [0.0, 1.0])
     groups = [float(v) for v in args.groups.split(",")] if args.groups else ()
-    with _client(args) as client:
+    if args.local:
+        from audiodream_server import runtime
+
+        runtime.configure_environment()
+        from audiodream_server.local import LocalClient
+
+        client = LocalClient(device=args.device)
+    else:
+        client = _client(args)
+    with client:
         out = client.morph(args.a, args.b, model=args.model, amount=args.amount,
                            curve=curve or (), group_amounts=groups,
                            interpolation="spherical" if args.spherical else "",

@@ -185,7 +185,7 @@ class Client:
         """
         request = pb.MorphRequest(a=audio_message(a, a_rate), b=audio_message(b, b_rate),
                                   params=morph_params(model, **params))
-        r = self._call(self._stub.Morph, request)
+        r = self._morph(request)
         audio = decode_audio(r.audio)
         if isinstance(a, np.ndarray) and np.ndim(a) == 1 and audio.shape[1] == 1:
             audio = audio[:, 0]
@@ -219,6 +219,9 @@ class Client:
         if target is not None:
             config.target.CopyFrom(target_message(target))
         return DreamStream(self._stub, config, self.timeout)
+
+    def _morph(self, request: pb.MorphRequest) -> pb.MorphResponse:
+        return self._call(self._stub.Morph, request)
 
     def _execute(self, request: pb.DreamRequest, progress: Progress | None) -> pb.DreamResponse:
         if progress is None:
