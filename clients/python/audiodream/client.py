@@ -20,12 +20,14 @@ from typing import Callable, Iterable, Sequence
 import grpc
 import numpy as np
 
+from .deadlines import LIST_SECONDS, dream_deadline, with_default_port
 from .layers import parse_layer
 from .streaming import DreamStream
 from .v1 import audiodream_pb2 as pb
 from .v1 import audiodream_pb2_grpc as pb_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+AUTO = "auto"  # a deadline that fits each call (see deadlines.py)
 
 # DreamParams fields a caller may set by keyword.
 PARAM_FIELDS = tuple(f.name for f in pb.DreamParams.DESCRIPTOR.fields
@@ -55,6 +57,7 @@ class ModelInfo:
     parameters: int
     is_default: bool = False
     error: str = ""
+    pending: bool = False  # loads on the server's first use
 
 
 @dataclass
@@ -107,18 +110,23 @@ class Client:
     """A connection to an audiodream server.
 
     Args:
-        address: "host:port".
+        address: "host:port" ("host" alone means port 50051).
         max_message_mb: send/receive limit, MiB; must not exceed the server's.
-        timeout: seconds per call; None = no deadline.
+        timeout: seconds per call; None = no deadline; "auto" [default] = 30 s
+            for listings, for a dream a deadline that grows with its audio,
+            channels and iterations (`deadlines.dream_deadline`), none for streams.
         token: sent as `authorization: Bearer <token>` when the server wants one.
         tls_ca: PEM file of the CA that signed the server's certificate; set it
             (or `tls=True` for the system's CAs) to speak TLS.
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, max_message_mb: int = 64,
-                 timeout: float | None = None, token: str = "", tls: bool = False,
+                 timeout: float | str | None = AUTO, token: str = "", tls: bool = False,
                  tls_ca: str = ""):
         limit = max_message_mb * 1024 * 1024
+        address = with_default_port(address)
+        self.address = address
+        self.max_message_bytes = limit
         options = [("grpc.max_receive_message_length", limit),
                    ("grpc.max_send_message_length", limit)]
         if tls or tls_ca:
@@ -187,13 +195,14 @@ class Client:
                                  offline=offline)
         if target is not None:
             config.target.CopyFrom(target_message(target))
-        return DreamStream(self._stub, config, self.timeout)
+        return DreamStream(self._stub, config, self._deadline(None))
 
     def _execute(self, request: pb.DreamRequest, progress: Progress | None) -> pb.DreamResponse:
         if progress is None:
-            return self._call(self._stub.Dream, request)
+            return self._call(self._stub.Dream, request, dream_deadline(request))
         try:
-            for event in self._stub.DreamProgress(request, timeout=self.timeout):
+            for event in self._stub.DreamProgress(request,
+                                                  timeout=self._deadline(dream_deadline(request))):
                 if event.HasField("result"):
                     return event.result
                 progress(event.progress)
@@ -201,9 +210,13 @@ class Client:
             raise ServerError(exc.code().name, exc.details()) from None
         raise ServerError("UNKNOWN", "the server ended DreamProgress without a result")
 
-    def _call(self, method, request):
+    def _deadline(self, auto: float | None) -> float | None:
+        return auto if self.timeout == AUTO else self.timeout
+
+    def _call(self, method, request, deadline: float | None = LIST_SECONDS):
+        """Calls a unary method; `deadline` is the automatic one (see `timeout`)."""
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self._deadline(deadline))
         except grpc.RpcError as exc:
             raise ServerError(exc.code().name, exc.details()) from None
 
@@ -314,7 +327,7 @@ def decode_audio(msg: pb.Audio) -> np.ndarray:
 def model_info(m: pb.ModelInfo, default: str = "") -> ModelInfo:
     return ModelInfo(m.name, m.sample_rate, m.fixed_input_samples, m.description, m.device,
                      m.num_classes, m.trained, m.default_layer, m.domain, m.parameters,
-                     m.name == default, m.error)
+                     m.name == default, m.error, m.pending)
 
 
 def layers_of(r: pb.ListLayersResponse) -> Layers:
