@@ -87,7 +87,7 @@ def dream_segments(client, path: str, frames_per_segment: int, *, progress=None,
         raise ValueError(f"{path} is too large for one message, and only a dream that starts "
                          "from the input (--init input) can be dreamed in segments; send a "
                          "shorter file or raise the message limit (--max-message-mb)")
-    if kwargs.get("output") == "change":
+    if kwargs.pop("output", None) == "change":
         raise ValueError(f"{path} is too large for one message; --change-only works on "
                          "shorter files only (or raise --max-message-mb)")
     loudness = kwargs.pop("loudness", None) or "rms"

@@ -129,7 +129,8 @@ class ResidentModels:
     @property
     def pending(self) -> list[str]:
         """Models not built yet: they load on first use."""
-        return [name for name in self._pending if name not in self._models]
+        return [name for name in self._pending
+                if name not in self._models and name not in self.failed]
 
     def is_ready(self, name: str = "") -> bool:
         """True when `get(name)` returns without building anything."""
@@ -174,7 +175,7 @@ class ResidentModels:
         return iter(list(self._models.values()))
 
     def __len__(self) -> int:
-        return len(self._models) + len(self.pending)
+        return len(self._models) + len(self.pending)  # served now or on first use
 
 
 @torch.no_grad()
