@@ -8,9 +8,10 @@ PCM, so the reply alone would not fit. `dream_file` picks, in this order:
 2. one request with a FLAC reply (24-bit, lossless for any 16- or 24-bit
    source), when that fits;
 3. otherwise segments of the input as float32 PCM, each small enough to fit
-   both ways, overlapping by `OVERLAP_SECONDS`. Each segment returns its
-   *change* alone (`output: change`), the changes are joined by crossfades
-   that sum to one over the overlaps,
+   both ways, overlapping by `OVERLAP_SECONDS`. Each segment is dreamed at
+   the dream's own level (`loudness: off`; its reported bound gain g_k is
+   undone), its change  change_k = out_k / g_k - in_k  is taken, and the
+   changes are joined by crossfades that sum to one over the overlaps,
 
        change(t) = w(t) * change_a(t) + (1 - w(t)) * change_b(t),
        w(t) = cos^2(pi/2 * (t - t0) / overlap)      over the overlap,
@@ -22,7 +23,8 @@ PCM, so the reply alone would not fit. `dream_file` picks, in this order:
 
 Segments need the input as the start (`init` input, the default): with another
 start the change depends on a signal the client never sees. Loss and features
-of a segmented dream are the segments' own, averaged weighted by length.
+of a segmented dream are the segments' own, averaged weighted by length (the
+output's RMS times the final gain).
 """
 
 from __future__ import annotations
@@ -105,9 +107,9 @@ def dream_segments(client, path: str, frames_per_segment: int, *, progress=None,
     for k, first in enumerate(starts):
         last = min(first + frames_per_segment, total)
         on_step = None if progress is None else _offset_progress(progress, k, len(starts))
-        out = client.dream(audio[first:last], rate, output="change", loudness="off",
-                           progress=on_step, **kwargs)
-        piece = out.audio.reshape(last - first, -1)
+        segment = audio[first:last]
+        out = client.dream(segment, rate, loudness="off", progress=on_step, **kwargs)
+        piece = out.audio.reshape(segment.shape) / np.float32(out.output_gain) - segment
         fade = _fades(last - first, overlap if k > 0 else 0,
                       overlap if k + 1 < len(starts) else 0)
         change[first:last] += piece * fade[:, None]
@@ -170,8 +172,12 @@ def _combine(outputs: list[DreamOutput], audio: np.ndarray, rate: int, gain: flo
 
     def mean_features(which: str) -> Features:
         fields = ("rms", "spectral_centroid_hz", "spectral_flatness", "spectral_flux")
-        return Features(*(float(sum(w * getattr(getattr(o, which), f) for w, o in pairs))
+        mean = Features(*(float(sum(w * getattr(getattr(o, which), f) for w, o in pairs))
                           for f in fields))
+        if which == "output_features":  # the segments' own level, then the final gain
+            mean.rms = gain * float(sum(w * o.output_features.rms / o.output_gain
+                                        for w, o in pairs))
+        return mean
 
     steps = min(len(o.loss) for o in outputs)
     loss = [float(sum(w * o.loss[i] for w, o in pairs)) for i in range(steps)]
