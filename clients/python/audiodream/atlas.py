@@ -168,7 +168,12 @@ def load_sources(input_path: str | None, seconds: float, rate: int, seed: int,
     """
     sources = []
     if input_path:
-        audio, in_rate = sf.read(input_path, dtype="float32", always_2d=True)
+        if not os.path.isfile(input_path):
+            raise FileNotFoundError(f"{input_path}: no such sound file")
+        try:
+            audio, in_rate = sf.read(input_path, dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError) as exc:  # soundfile's decode errors
+            raise ValueError(f"{input_path}: not a sound file this can read ({exc})") from None
         audio = audio[: int(round(seconds * in_rate))].mean(axis=1)
         if not audio.size:
             raise ValueError(f"{input_path}: no samples")
