@@ -48,8 +48,8 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 td.t, th.t { text-align: left; }
 th button { font: inherit; font-weight: bold; border: 0; background: none; cursor: pointer;
             padding: 0; }
-th[aria-sort=ascending] button::after { content: " \\25B2"; }
-th[aria-sort=descending] button::after { content: " \\25BC"; }
+th[aria-sort=ascending]::after { content: " \\25B2"; }
+th[aria-sort=descending]::after { content: " \\25BC"; }
 .bar { display: inline-block; height: 10px; background: #c0504d; vertical-align: middle;
        margin-right: 6px; }
 :target figure, figure:target { outline: 3px solid #4c72b0; }
