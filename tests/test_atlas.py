@@ -71,6 +71,7 @@ def test_atlas_renders_every_cell_as_a_real_dream(atlas, speech):
         audio, audio_rate = sf.read(out / c["audio"], dtype="float32")
         assert audio_rate == rate and len(audio) == len(spoken) == c["frames"]
         assert os.path.getsize(out / c["image"]) > 1000
+        assert os.path.getsize(out / c["change_image"]) > 1000
         assert c["iterations"] == 3 and c["params"]["model"] == "instruments-m2"
         sounds[c["key"]] = audio
     # Cells of one source differ: each dreams its own layer or map.
@@ -84,7 +85,8 @@ def test_atlas_renders_every_cell_as_a_real_dream(atlas, speech):
         if c["source"] == "input":
             assert c["input_features"]["rms"] == pytest.approx(rms, rel=1e-3)
     page = (out / "index.html").read_text()
-    assert page.count("<audio") == 12 + 2 and page.count("<img") == 12 + 2
+    # Each cell: its spectrogram and its change from the start; each source: one picture.
+    assert page.count("<audio") == 12 + 2 and page.count("<img") == 2 * 12 + 2
     assert "not finished" not in page and "http" not in page  # no network needed
 
 

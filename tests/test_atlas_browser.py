@@ -66,8 +66,18 @@ def page(browser, page_dir):
 def test_every_image_loads(page):
     page.wait_for_function("Array.from(document.images).every(i => i.complete)")
     widths = page.evaluate("Array.from(document.images).map(i => [i.src, i.naturalWidth])")
-    assert len(widths) == 14  # 2 sources + 12 cells
+    assert len(widths) == 26  # 2 sources + 12 cells, each a spectrogram and a change map
     assert all(width > 0 for _, width in widths), widths
+
+
+def test_the_view_switches_between_spectrograms_and_changes(page):
+    shown = ("() => [...document.querySelectorAll('figure img')]"
+             ".filter(i => i.offsetWidth > 0).map(i => i.className)")
+    assert sorted(set(page.evaluate(shown))) == ["", "spec"]  # sources have no class
+    page.get_by_label("change from the start", exact=False).check()
+    assert page.evaluate(shown).count("change") == 12 and "spec" not in page.evaluate(shown)
+    page.get_by_label("spectrograms").check()
+    assert page.evaluate(shown).count("spec") == 12
 
 
 def test_every_player_plays_its_whole_file(page, page_dir):

@@ -10,8 +10,9 @@ browser opens without a network:
                               features table (sortable), the per-layer summary,
                               the parameters used
     DIR/sources/SOURCE.*      the sounds dreamed from (pink noise, the input)
-    DIR/cells/KEY.{flac,png,json}
-                              one dream each: sound, spectrogram, record
+    DIR/cells/KEY.{flac,png,json}, KEY-change.png
+                              one dream each: sound, spectrogram, record, and
+                              the change from the source in dB
 
 A cell is (source, layer, feature maps); "all" is the whole layer. The maps
 dreamed by default are spread evenly over the layer's range:
@@ -305,7 +306,8 @@ def _fingerprint(model: str, cell: Cell, params: dict, source: Source, target,
 
 def _paths(out_dir: str, cell: Cell, ext: str) -> dict[str, str]:
     stem = os.path.join(out_dir, "cells", cell.key)
-    return {"audio": f"{stem}.{ext}", "image": f"{stem}.png", "record": f"{stem}.json"}
+    return {"audio": f"{stem}.{ext}", "image": f"{stem}.png", "change": f"{stem}-change.png",
+            "record": f"{stem}.json"}
 
 
 def _kept(out_dir: str, cell: Cell, fingerprint: str, ext: str) -> dict | None:
@@ -333,7 +335,8 @@ def _render(client, out_dir: str, cell: Cell, source: Source, model: str, params
     paths = _paths(out_dir, cell, ext)
     fmt, subtype = FORMATS[ext]
     sf.write(paths["audio"], out.audio, out.sample_rate, format=fmt, subtype=subtype)
-    write_thumbnail(paths["image"], out.audio, out.sample_rate)
+    write_thumbnail(paths["image"], out.audio, out.sample_rate, change_path=paths["change"],
+                    start=source.audio)
     resolved = MessageToDict(out.params, preserving_proto_field_name=True,
                              always_print_fields_with_no_presence=True)
     resolved.pop("layers", None)
@@ -341,6 +344,7 @@ def _render(client, out_dir: str, cell: Cell, source: Source, model: str, params
               "maps": list(cell.maps), "label": cell.label, "fingerprint": fingerprint,
               "audio": os.path.relpath(paths["audio"], out_dir),
               "image": os.path.relpath(paths["image"], out_dir),
+              "change_image": os.path.relpath(paths["change"], out_dir),
               "frames": int(len(out.audio)), "sample_rate": out.sample_rate,
               "duration": len(out.audio) / out.sample_rate,
               "input_features": vars(out.input_features),

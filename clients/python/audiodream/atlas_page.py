@@ -52,10 +52,18 @@ th[aria-sort=ascending]::after { content: " \\25B2"; }
 th[aria-sort=descending]::after { content: " \\25BC"; }
 .bar { display: inline-block; height: 10px; background: #c0504d; vertical-align: middle;
        margin-right: 6px; }
+body.show-change figure img.spec, body:not(.show-change) figure img.change { display: none; }
+.view { background: #fff; border: 1px solid #ddd; border-radius: 4px; padding: 4px 10px;
+        display: inline-block; }
 :target figure, figure:target { outline: 3px solid #4c72b0; }
 """
 
 SCRIPT = """
+// Pictures: the dreamed spectrograms, or their change from the sound dreamed from.
+for (const radio of document.querySelectorAll("input[name=view]")) {
+  radio.addEventListener("change", () =>
+    document.body.classList.toggle("show-change", radio.value === "change" && radio.checked));
+}
 // Sort a table by the clicked column: numbers by their data-v, text otherwise.
 for (const table of document.querySelectorAll("table.sortable")) {
   const heads = Array.from(table.tHead.rows[0].cells);
@@ -116,6 +124,10 @@ def render_page(meta: dict, records: list[dict]) -> str:
                  "Jump to: <a href=\"#summary\">which layers differ</a> | "
                  "<a href=\"#features\">features table</a> | "
                  "<a href=\"#parameters\">parameters</a>.</p>")
+    parts.append('<p class="view">Pictures: <label><input type="radio" autocomplete="off" '
+                 'name="view" value="spectrogram" checked> spectrograms</label> <label>'
+                 '<input type="radio" autocomplete="off" name="view" value="change"> change '
+                 "from the start (dB, red louder, blue quieter, +-12 dB)</label></p>")
     for source in meta["sources"]:
         parts.append(_grid(meta, source, [r for r in records if r["source"] == source["name"]]))
     parts.append(_summary(meta, records, layer_order))
@@ -146,8 +158,10 @@ def _grid(meta: dict, source: dict, records: list[dict]) -> str:
                    f"<span>{e(layer['module_type'])}, {layer['channels']} maps</span></div>")
         for r in cells:
             f = r["output_features"]
-            out.append(f'<figure id="{e(r["key"])}"><img src="{e(r["image"])}" '
-                       f'alt="spectrogram of {e(r["key"])}">{_audio(r["audio"])}'
+            out.append(f'<figure id="{e(r["key"])}"><img class="spec" src="{e(r["image"])}" '
+                       f'alt="spectrogram of {e(r["key"])}"><img class="change" '
+                       f'src="{e(r["change_image"])}" alt="change made by {e(r["key"])}">'
+                       f'{_audio(r["audio"])}'
                        f"<figcaption>{e(r['label'])}: centroid "
                        f"{f['spectral_centroid_hz']:.0f} Hz, flatness "
                        f"{f['spectral_flatness']:.3f}</figcaption></figure>")

@@ -22,6 +22,7 @@ DYNAMIC_RANGE_DB = 80.0   # colour range below the louder sound's peak
 CHANGE_RANGE_DB = 24.0    # the change map spans -24 .. +24 dB
 SPECTRUM_CMAP = "magma"
 THUMB_LIMITS_DB = (-100.0, -10.0)  # the atlas's thumbnails share this scale
+THUMB_CHANGE_DB = 12.0             # ... and their change maps span -12 .. +12 dB
 CHANGE_CMAP = "RdBu_r"    # red: louder after the dream, blue: quieter
 FEATURES = (("rms", "RMS", "{:.3f}"), ("spectral_centroid_hz", "centroid (Hz)", "{:.0f}"),
             ("spectral_flatness", "flatness", "{:.3f}"), ("spectral_flux", "flux", "{:.3f}"))
@@ -90,11 +91,14 @@ def save_dream_plot(path: str, audio, sample_rate: int, out, *, title: str = "",
     dream_figure(audio, sample_rate, out, title=title).savefig(path, dpi=dpi)
 
 
-def write_thumbnail(path: str, audio, sample_rate: int, *, rows: int = 128) -> None:
-    """A bare spectrogram picture (no axes) for the atlas grid: one pixel per frame and row.
+def write_thumbnail(path: str, audio, sample_rate: int, *, rows: int = 128,
+                    change_path: str | None = None, start=None) -> None:
+    """Bare spectrogram pictures (no axes) for the atlas grid: one pixel per frame and row.
 
     Levels are drawn on the fixed scale THUMB_LIMITS_DB (dBFS), so thumbnails of
     different dreams compare directly; rows span 30 Hz .. Nyquist in log frequency.
+    With `change_path` and `start` (the sound dreamed from, same length and rate),
+    also the change from it in dB, on +-THUMB_CHANGE_DB (red louder, blue quieter).
     """
     require_matplotlib()
     from matplotlib.image import imsave
@@ -102,6 +106,10 @@ def write_thumbnail(path: str, audio, sample_rate: int, *, rows: int = 128) -> N
     spec = log_spectrogram(audio, sample_rate, n_fft=2048, hop=512, rows=rows)
     imsave(path, spec.level_db.T, cmap=SPECTRUM_CMAP, vmin=THUMB_LIMITS_DB[0],
            vmax=THUMB_LIMITS_DB[1], origin="lower", format="png")
+    if change_path:
+        before = log_spectrogram(start, sample_rate, n_fft=2048, hop=512, rows=rows)
+        imsave(change_path, change_db(before, spec, THUMB_LIMITS_DB[0]).T, cmap=CHANGE_CMAP,
+               vmin=-THUMB_CHANGE_DB, vmax=THUMB_CHANGE_DB, origin="lower", format="png")
 
 
 def _draw(ax, spec: Spectrogram, limits, cmap: str, title: str):
