@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from atlas_helpers import render_atlas, shipped_address, spoken_wav  # noqa: F401 (fixture)
-from audiodream import Client
+from audiodream import Client, ServerError
 from audiodream.atlas import build_atlas, pink_noise, plan_cells
 from audiodream.atlas_page import layer_summary
 from audiodream.client import LayerInfo, Layers
@@ -136,11 +136,11 @@ def test_a_second_run_keeps_every_cell_and_a_changed_parameter_renders_again(
     assert "12 cells rendered, 0 kept" in capsys.readouterr().out
 
 
-class _Interrupting:
-    """A client that raises KeyboardInterrupt (Ctrl-C) at its n-th dream."""
+class _Failing:
+    """A client that raises `error` at its n-th dream (Ctrl-C, or a server refusal)."""
 
-    def __init__(self, client, n):
-        self.client, self.n = client, n
+    def __init__(self, client, n, error=KeyboardInterrupt):
+        self.client, self.n, self.error = client, n, error
 
     def layers(self, model=""):
         return self.client.layers(model)
@@ -148,7 +148,7 @@ class _Interrupting:
     def dream(self, *args, **kwargs):
         self.n -= 1
         if self.n == 0:
-            raise KeyboardInterrupt
+            raise self.error
         return self.client.dream(*args, **kwargs)
 
 
@@ -156,7 +156,7 @@ def test_an_interrupted_atlas_shows_what_it_has_and_resumes(shipped_address, spe
     options = dict(input_path=speech, layers=("conv1", "conv4"), maps=2, seconds=1.0,
                    params={"iterations": 2}, quiet=True)
     with Client(shipped_address) as client:
-        first = build_atlas(_Interrupting(client, 5), str(tmp_path), **options)
+        first = build_atlas(_Failing(client, 5), str(tmp_path), **options)
         assert first.interrupted and first.rendered == 4
         page = (tmp_path / "index.html").read_text()
         assert "not finished" in page and "4 of 12 cells" in page
@@ -183,3 +183,22 @@ def test_bad_requests_are_clear_errors(shipped_address, speech, tmp_path, capsys
     assert "flac, wav, ogg" in capsys.readouterr().err
     assert render_atlas(shipped_address, str(tmp_path / "missing.wav"), tmp_path) == 2
     assert not (tmp_path / "index.html").exists()
+
+
+def test_a_cell_the_server_refuses_is_shown_and_the_rest_goes_on(shipped_address, speech,
+                                                                 tmp_path):
+    options = dict(input_path=speech, layers=("conv1",), maps=1, seconds=1.0,
+                   params={"iterations": 2}, quiet=True)
+    diverged = ServerError("OUT_OF_RANGE", "the dream diverged (NaN or infinite samples)")
+    with Client(shipped_address) as client:
+        summary = build_atlas(_Failing(client, 2, diverged), str(tmp_path), **options)
+        assert summary.rendered == 3 and summary.failed == [
+            "noise-conv1-m0: the dream diverged (NaN or infinite samples)"]
+        page = (tmp_path / "index.html").read_text()
+        assert "1 cells could not be dreamed" in page and "OUT_OF_RANGE: the dream" in page
+        assert page.count("<audio") == 3 + 2
+        again = build_atlas(client, str(tmp_path), **options)  # the failed cell only
+        assert (again.rendered, again.kept, again.failed) == (1, 3, [])
+        with pytest.raises(ServerError, match="UNAVAILABLE"):  # not a cell's fault: stops
+            build_atlas(_Failing(client, 1, ServerError("UNAVAILABLE", "gone")),
+                        str(tmp_path / "other"), **options)

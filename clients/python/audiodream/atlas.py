@@ -41,13 +41,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import soundfile as sf
 
-from .client import Layers
+from .client import Layers, ServerError
 from .layers import parse_layer
 
 NOISE_PEAK = 0.25          # the engine's `init_gain` default for synthetic starts
 NOISE_SECONDS = 2.0        # length of the noise source when no sound is given
 FORMATS = {"flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16"), "ogg": ("OGG", "VORBIS")}
 RECORD_VERSION = 1
+# A server refusal that concerns one cell (e.g. a dream that diverged): the cell is
+# shown with the reason and the atlas goes on. Any other error stops the atlas.
+CELL_ERRORS = ("OUT_OF_RANGE",)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class AtlasSummary:
     seconds: float = 0.0
     bytes_on_disk: int = 0
     interrupted: bool = False
+    failed: list[str] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)
 
 
@@ -247,14 +251,20 @@ def build_atlas(client, out_dir: str, *, input_path: str | None = None, model: s
             source = by_source[cell.source]
             fingerprint = _fingerprint(info.model, cell, params, source, target, audio_format)
             record = _kept(out_dir, cell, fingerprint, ext)
-            if record is None:
-                record = _render(client, out_dir, cell, source, info.model, params, target,
-                                 fingerprint, ext)
-                summary.rendered += 1
-            else:
+            if record is not None:
                 summary.kept += 1
+            else:
+                try:
+                    record = _render(client, out_dir, cell, source, info.model, params, target,
+                                     fingerprint, ext)
+                    summary.rendered += 1
+                except ServerError as exc:
+                    if exc.code not in CELL_ERRORS:
+                        raise
+                    record = _failed(cell, exc)  # not saved: tried again on the next run
+                    summary.failed.append(f"{cell.key}: {exc.message}")
             records[cell.key] = record
-            meta["resolved"] = meta["resolved"] or record["params"]
+            meta["resolved"] = meta["resolved"] or record.get("params", {})
             progress.update(cell.key)
             last_of_layer = i + 1 == len(cells) or cells[i + 1].layer != cell.layer
             if last_of_layer:
@@ -276,6 +286,8 @@ def print_atlas_summary(summary: AtlasSummary) -> None:
     print(f"atlas of {summary.model} {state}: {summary.rendered} cells rendered, "
           f"{summary.kept} kept from before, {summary.seconds:.1f} s, "
           f"{summary.bytes_on_disk / 1e6:.1f} MB in {summary.out_dir}")
+    for failure in summary.failed:
+        print(f"not dreamed: {failure}")
     if summary.interrupted:
         print("run the same command again to finish (rendered cells are kept)")
     print(f"open {os.path.join(summary.out_dir, 'index.html')} in a browser")
@@ -320,6 +332,11 @@ def _kept(out_dir: str, cell: Cell, fingerprint: str, ext: str) -> dict | None:
     except (OSError, ValueError):
         return None  # a record cut short by an interruption is rendered again
     return record if record.get("fingerprint") == fingerprint else None
+
+
+def _failed(cell: Cell, exc: ServerError) -> dict:
+    return {"key": cell.key, "source": cell.source, "layer": cell.layer, "maps": list(cell.maps),
+            "label": cell.label, "error": f"{exc.code}: {exc.message}", "seconds": 0.0}
 
 
 def _render(client, out_dir: str, cell: Cell, source: Source, model: str, params: dict,

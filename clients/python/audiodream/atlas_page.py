@@ -43,6 +43,7 @@ figure { margin: 0; width: 200px; background: #fff; border: 1px solid #ddd; bord
 figure img { width: 200px; height: 100px; display: block; image-rendering: auto; }
 figure audio { width: 200px; height: 30px; margin-top: 3px; }
 figcaption { font-size: 12px; color: #444; }
+figure.failed { height: 150px; background: #fbeaea; }
 table { border-collapse: collapse; background: #fff; margin: .5em 0; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 td.t, th.t { text-align: left; }
@@ -105,6 +106,8 @@ def write_page(out_dir: str, meta: dict, records: list[dict]) -> str:
 def render_page(meta: dict, records: list[dict]) -> str:
     e = html.escape
     layer_order = {x["name"]: i for i, x in enumerate(meta["layers"])}
+    failed = [r for r in records if "error" in r]
+    dreamed = [r for r in records if "error" not in r]
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<link rel="icon" href="data:,">',
              f"<title>audiodream atlas: {e(meta['model'])}</title>",
@@ -116,6 +119,9 @@ def render_page(meta: dict, records: list[dict]) -> str:
              f"(after Bisig &amp; Wegner's layer experiment). {len(records)} of "
              f"{meta['cells_total']} cells, {meta['render_seconds']:.0f} s of dreaming; "
              f"written {e(meta['written'])}.</p>"]
+    if failed:
+        parts.append(f'<p class="warn">{len(failed)} cells could not be dreamed (the reason is '
+                     "in each): they are tried again when the command runs again.</p>")
     if len(records) < meta["cells_total"]:
         parts.append('<p class="warn">This atlas is not finished: run the same command again '
                      "to render the rest (finished cells are kept).</p>")
@@ -130,8 +136,8 @@ def render_page(meta: dict, records: list[dict]) -> str:
                  "from the start (dB, red louder, blue quieter, +-12 dB)</label></p>")
     for source in meta["sources"]:
         parts.append(_grid(meta, source, [r for r in records if r["source"] == source["name"]]))
-    parts.append(_summary(meta, records, layer_order))
-    parts.append(_features_table(meta, records, layer_order))
+    parts.append(_summary(meta, dreamed, layer_order))
+    parts.append(_features_table(meta, dreamed, layer_order))
     parts.append(_parameters(meta))
     parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)
@@ -157,6 +163,11 @@ def _grid(meta: dict, source: dict, records: list[dict]) -> str:
         out.append(f'<div class="row"><div class="rowhead"><b>{e(layer["name"])}</b>'
                    f"<span>{e(layer['module_type'])}, {layer['channels']} maps</span></div>")
         for r in cells:
+            if "error" in r:
+                out.append(f'<figure id="{e(r["key"])}" class="failed"><figcaption>'
+                           f"{e(r['label'])}: not dreamed. {e(r['error'])}</figcaption>"
+                           "</figure>")
+                continue
             f = r["output_features"]
             out.append(f'<figure id="{e(r["key"])}"><img class="spec" src="{e(r["image"])}" '
                        f'alt="spectrogram of {e(r["key"])}"><img class="change" '
