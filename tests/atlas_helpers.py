@@ -5,28 +5,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import pytest
 import soundfile as sf
-import torch
 
-from conftest import start_server
 from sounds import tone
 
 # Two layers, two maps each, from noise and the sound: 12 dreams of 3 iterations.
-SMALL_ATLAS = ["--model", "instruments-m2", "--layer", "conv1", "--layer", "conv4", "--maps", "2", "--iterations", "3",
-               "--seconds", "1.5", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def shipped_address():
-    """A real server holding the shipped, trained instruments-m2 (import this fixture)."""
-    from audiodream_server.models.catalog import build_registry
-
-    models = build_registry(pretrained=False, untrained_models=False).load(
-        torch.device("cpu"), ["instruments-m2"])
-    server, address = start_server(models, max_active=1)
-    yield address
-    server.stop(None)
+SMALL_ATLAS = ["--model", "instruments-m2", "--layer", "conv1", "--layer", "conv4",
+               "--maps", "2", "--iterations", "3", "--seconds", "1.5", "--quiet"]
 
 
 def spoken_wav(path) -> str:

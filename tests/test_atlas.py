@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from atlas_helpers import render_atlas, shipped_address, spoken_wav  # noqa: F401 (fixture)
+from atlas_helpers import render_atlas, spoken_wav
 from audiodream import Client, ServerError
 from audiodream.atlas import build_atlas, pink_noise, plan_cells
 from audiodream.atlas_page import layer_summary

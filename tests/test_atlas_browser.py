@@ -13,7 +13,7 @@ import shutil
 import pytest
 import soundfile as sf
 
-from atlas_helpers import render_atlas, shipped_address, spoken_wav  # noqa: F401 (fixture)
+from atlas_helpers import render_atlas, spoken_wav
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -122,5 +122,6 @@ def test_sorting_by_a_feature_reorders_the_rows(page):
     # Rows move whole: each row's layer travels with its centroid.
     table.get_by_role("button", name="layer", exact=True).click()
     layers = page.evaluate("""() => Array.from(
-        document.getElementById('features-table').tBodies[0].rows).map(r => r.cells[1].textContent)""")
+        document.getElementById('features-table').tBodies[0].rows)
+        .map(r => r.cells[1].textContent)""")
     assert layers == sorted(layers, key=lambda name: ("conv1", "conv4").index(name))

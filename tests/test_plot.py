@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from atlas_helpers import shipped_address, spoken_wav  # noqa: F401 (fixture)
+from atlas_helpers import spoken_wav
 from audiodream.cli import main
 from audiodream.plot import CHANGE_RANGE_DB, DYNAMIC_RANGE_DB, dream_figure
 from audiodream.spectrogram import log_spectrogram

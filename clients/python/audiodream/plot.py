@@ -171,7 +171,7 @@ def _draw_features(ax, before, after) -> None:
     y = np.arange(len(names))
     ax.barh(y, ratios, color=["#4c72b0" if r >= 1 else "#dd8452" for r in ratios])
     ax.axvline(1.0, color="black", linewidth=0.8)
-    for yi, r, text in zip(y, ratios, labels):
+    for yi, text in zip(y, labels, strict=True):
         ax.text(0.02, yi, text, va="center", transform=ax.get_yaxis_transform(), fontsize=9,
                 color="black", bbox=dict(facecolor="white", alpha=0.7, edgecolor="none"))
     ax.set_yticks(y, names)

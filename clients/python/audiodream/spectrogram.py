@@ -18,8 +18,9 @@ narrower than one bin, smooth instead of blocky.
 >>> import numpy as np
 >>> t = np.arange(44100) / 44100
 >>> s = log_spectrogram(np.sin(2 * np.pi * 1000 * t), 44100, rows=200)
->>> round(float(s.frequencies_hz[s.level_db.mean(axis=0).argmax()]), -1)
-1000.0
+>>> peak_hz = s.frequencies_hz[s.level_db.mean(axis=0).argmax()]
+>>> bool(abs(peak_hz - 1000) < 0.02 * 1000)     # rows are 3.4 % apart here
+True
 >>> round(float(s.level_db.max()), 1)
 -0.0
 """
