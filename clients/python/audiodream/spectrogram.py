@@ -21,8 +21,10 @@ narrower than one bin, smooth instead of blocky.
 >>> peak_hz = s.frequencies_hz[s.level_db.mean(axis=0).argmax()]
 >>> bool(abs(peak_hz - 1000) < 0.02 * 1000)     # rows are 3.4 % apart here
 True
->>> round(float(s.level_db.max()), 1)
--0.0
+>>> f = 93 * 44100 / 2048                          # exactly on FFT bin 93
+>>> on_bin = log_spectrogram(np.sin(2 * np.pi * f * t), 44100, rows=2, low_hz=f)
+>>> abs(round(float(on_bin.level_db[:, 0].mean()), 2))   # a full-scale sine: 0 dBFS
+0.0
 """
 
 from __future__ import annotations
