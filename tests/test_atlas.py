@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -163,6 +167,24 @@ def test_an_interrupted_atlas_shows_what_it_has_and_resumes(shipped_address, spe
         second = build_atlas(client, str(tmp_path), **options)
     assert not second.interrupted and (second.rendered, second.kept) == (8, 4)
     assert "not finished" not in (tmp_path / "index.html").read_text()
+
+
+def test_ctrl_c_stops_the_command_with_a_page_and_a_hint(shipped_address, speech, tmp_path):
+    # All 9 layers (90 cells): Ctrl-C arrives long before the end.
+    command = [sys.executable, "-m", "audiodream.cli", "atlas", speech, "--out", str(tmp_path),
+               "--server", shipped_address, "--iterations", "2", "--seconds", "1", "--quiet"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    cells = tmp_path / "cells"
+    deadline = time.monotonic() + 120
+    while not (cells.is_dir() and any(cells.glob("*.json"))) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no cell rendered"
+        time.sleep(0.05)  # waiting for the first cell's record to appear
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted" in out and "run the same command again" in out
+    assert "not finished" in (tmp_path / "index.html").read_text()
 
 
 def test_noise_only_atlas_needs_no_sound(shipped_address, tmp_path):
