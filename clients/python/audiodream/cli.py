@@ -63,6 +63,26 @@ def get_parser() -> argparse.ArgumentParser:
     _add_dream_options(dream)
     dream.add_argument("--local", action="store_true", help="run the engine here, no server")
     dream.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda [auto]")
+    dream.add_argument("--plot", metavar="PNG",
+                       help="also draw the dream: spectrograms, change, loss, features "
+                            "(PNG, SVG or PDF; needs audiodream[plot])")
+
+    atlas = sub.add_parser("atlas", help="dream every layer and some of its feature maps; "
+                                         "write a browsable page")
+    atlas.add_argument("input", nargs="?", help="sound file to dream from, beside pink noise")
+    atlas.add_argument("--out", required=True, metavar="DIR",
+                       help="folder of the atlas (index.html); rerun to resume")
+    atlas.add_argument("--maps", type=int, default=4,
+                       help="feature maps per layer, spread over its range, 0 = whole "
+                            "layers only [4]")
+    atlas.add_argument("--seconds", type=float, default=4.0,
+                       help="longest part of the input dreamed, s [4]")
+    atlas.add_argument("--format", default="flac", help="flac, wav, ogg [flac]")
+    atlas.add_argument("--no-noise", action="store_true", help="dream only from the input")
+    _add_connection(atlas)
+    _add_dream_options(atlas)
+    atlas.add_argument("--local", action="store_true", help="run the engine here, no server")
+    atlas.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda [auto]")
 
     stream = sub.add_parser("stream", help="stream a sound file through StreamDream")
     stream.add_argument("input", help="sound file to stream")
@@ -164,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     except ServerError as exc:
         print(f"audiodream: {exc}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         print(f"audiodream: {exc}", file=sys.stderr)
         return 2
 
@@ -213,26 +233,53 @@ def cmd_layers(args) -> int:
     return 0
 
 
+def _local_or_remote(args):
+    """The in-process engine with --local (imports torch), else a server connection."""
+    if not args.local:
+        return _client(args)
+    from audiodream_server import runtime
+
+    runtime.configure_environment()
+    from audiodream_server.local import LocalClient
+
+    return LocalClient(device=args.device)
+
+
 def cmd_dream(args) -> int:
     from .report import ProgressBar, print_dream_summary, write_like
 
     params = _dream_params(args)
-    if args.local:
-        from audiodream_server import runtime
+    if args.plot:
+        from .plot import require_matplotlib
 
-        runtime.configure_environment()
-        from audiodream_server.local import LocalClient
-
-        client = LocalClient(device=args.device)
-    else:
-        client = _client(args)
+        require_matplotlib()  # before the dream, not after
+    client = _local_or_remote(args)
     with client, ProgressBar(disable=args.quiet) as bar:
         out = client.dream(args.input, model=args.model, layers=args.layer,
                            target=args.target, progress=bar.update, **params)
     write_like(args.output, out.audio, out.sample_rate, args.input)
     if not args.quiet:
         print_dream_summary(out, args.output)
+    if args.plot:
+        from .plot import save_dream_plot
+
+        save_dream_plot(args.plot, args.input, 0, out)
+        if not args.quiet:
+            print(f"wrote {args.plot}")
     return 0
+
+
+def cmd_atlas(args) -> int:
+    from .atlas import build_atlas, print_atlas_summary
+
+    params = _dream_params(args)
+    with _local_or_remote(args) as client:
+        summary = build_atlas(client, args.out, input_path=args.input, model=args.model,
+                              layers=tuple(args.layer), maps=args.maps, seconds=args.seconds,
+                              audio_format=args.format, noise=not args.no_noise,
+                              params=params, quiet=args.quiet, target=args.target)
+    print_atlas_summary(summary)
+    return 130 if summary.interrupted else 0
 
 
 def cmd_stream(args) -> int:
@@ -261,7 +308,7 @@ def _server_tool(module: str):
 
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "layers": cmd_layers, "dream": cmd_dream,
-            "stream": cmd_stream,
+            "stream": cmd_stream, "atlas": cmd_atlas,
             "data": _server_tool("audiodream_server.datasets.cli"),
             "train": _server_tool("audiodream_server.training.cli"),
             "convert-yamnet": _server_tool("audiodream_server.models.yamnet_convert")}
