@@ -36,6 +36,9 @@ def get_parser() -> argparse.ArgumentParser:
                        help="load user TorchScript models: they are programs that run with "
                             "the server's rights, enable only for trusted files "
                             "[$AUDIODREAM_ALLOW_TORCHSCRIPT]")
+    serve.add_argument("--metrics-port", type=int,
+                       help="serve Prometheus metrics on this HTTP port, 0 = any free one "
+                            "[$AUDIODREAM_METRICS_PORT; off]")
     serve.add_argument("--tls-cert", help="PEM certificate: serve TLS only")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
@@ -183,7 +186,7 @@ def cmd_serve(args) -> int:
     config = ServerConfig.from_env()
     for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
                  "max_iterations", "max_active", "max_queued", "max_streams", "token",
-                 "token_file", "allow_torchscript", "tls_cert", "tls_key"):
+                 "token_file", "allow_torchscript", "tls_cert", "tls_key", "metrics_port"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.models_dir:
