@@ -79,6 +79,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="context frames dreamed per block [0 = the model's window]")
     stream.add_argument("--realtime", action="store_true",
                         help="send blocks at the pace of the audio, as a live input")
+    stream.add_argument("--reopen", action="store_true",
+                        help="if the server shuts down or dies, go on on another of the "
+                             "--server replicas (the output has one block of silence there)")
     return parser
 
 
@@ -150,7 +153,10 @@ def _dream_params(args) -> dict:
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get(SERVER_ENV, DEFAULT_ADDRESS),
-                   help=f"HOST:PORT of the server [${SERVER_ENV} or {DEFAULT_ADDRESS}]")
+                   help="HOST:PORT of the server; replicas of one service as "
+                        "HOST:PORT,HOST:PORT,... or dns:///NAME:PORT (calls balanced, "
+                        f"retried on another when one is down) [${SERVER_ENV} or "
+                        f"{DEFAULT_ADDRESS}]")
     p.add_argument("--token", default=os.environ.get("AUDIODREAM_TOKEN", ""),
                    help="bearer token, if the server wants one [$AUDIODREAM_TOKEN]")
     p.add_argument("--tls-ca", default="", help="CA certificate (PEM): connect with TLS")
@@ -244,7 +250,8 @@ def cmd_stream(args) -> int:
     with _client(args) as client:
         summary = stream_file(client, args.input, args.output, block=args.block, mode=args.mode,
                               delay=args.delay, window=args.window,
-                              realtime=args.realtime, model=args.model, layers=args.layer,
+                              realtime=args.realtime, reopen=args.reopen,
+                              model=args.model, layers=args.layer,
                               target=args.target, quiet=args.quiet, **_dream_params(args))
     if not args.quiet:
         print_stream_summary(summary, args.output)

@@ -107,13 +107,14 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
                 last[0] = now
                 event = pb.DreamEvent(progress=pb.DreamProgressUpdate(
                     stage="dreaming", iteration=p.step, iterations=p.steps, loss=p.loss,
-                    elapsed_seconds=now - start))
+                    elapsed_seconds=now - start, replica=self.replica))
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
         task = asyncio.ensure_future(self._dream(request, on_progress))
         task.add_done_callback(events.put_nowait)
         try:
-            yield pb.DreamEvent(progress=pb.DreamProgressUpdate(stage="queued"))
+            yield pb.DreamEvent(progress=pb.DreamProgressUpdate(stage="queued",
+                                                                replica=self.replica))
             while True:
                 item = await events.get()
                 if item is task:

@@ -161,18 +161,20 @@ class DreamResponse(_message.Message):
     def __init__(self, audio: _Optional[_Union[Audio, _Mapping]] = ..., loss: _Optional[_Iterable[float]] = ..., input_features: _Optional[_Union[Features, _Mapping]] = ..., output_features: _Optional[_Union[Features, _Mapping]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., output_gain: _Optional[float] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ..., windows: _Optional[int] = ..., params: _Optional[_Union[DreamParams, _Mapping]] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class DreamProgressUpdate(_message.Message):
-    __slots__ = ("stage", "iteration", "iterations", "loss", "elapsed_seconds")
+    __slots__ = ("stage", "iteration", "iterations", "loss", "elapsed_seconds", "replica")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     ITERATION_FIELD_NUMBER: _ClassVar[int]
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     stage: str
     iteration: int
     iterations: int
     loss: float
     elapsed_seconds: float
-    def __init__(self, stage: _Optional[str] = ..., iteration: _Optional[int] = ..., iterations: _Optional[int] = ..., loss: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ...) -> None: ...
+    replica: str
+    def __init__(self, stage: _Optional[str] = ..., iteration: _Optional[int] = ..., iterations: _Optional[int] = ..., loss: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class DreamEvent(_message.Message):
     __slots__ = ("progress", "result")
