@@ -95,11 +95,11 @@ class StreamCall:
                     else:
                         replies = [warning("unexpected_config", "StreamConfig is only allowed "
                                            "first; use Control to change")]
-                    for reply in replies:
-                        yield reply
                     if self.hub.draining and not self._told_to_move:
                         self._told_to_move = True
-                        yield self._move_warning()
+                        yield self._move_warning()  # before this block's answer
+                    for reply in replies:
+                        yield reply
             finally:
                 self._gone.set()  # a block still queued in the scheduler gives up
 
