@@ -36,6 +36,7 @@ def test_metrics_count_calls_codes_dreams_streams_and_rejections(served, make_to
     with Client(address, timeout=120) as client:
         client.models()
         model = client.dream(make_tone(1.0, RATE), RATE, iterations=2).model
+        client.dream(make_tone(0.5, RATE), RATE, iterations=1, progress=lambda update: None)
         with pytest.raises(ServerError):
             client.layers("no-such-model")
         with pytest.raises(ServerError):
@@ -48,6 +49,8 @@ def test_metrics_count_calls_codes_dreams_streams_and_rejections(served, make_to
     text = scrape(port)
     assert metric(text, "audiodream_rpc_handled_total", method="ListModels", code="OK") == 1
     assert metric(text, "audiodream_rpc_handled_total", method="Dream", code="OK") == 1
+    # The client reads DreamProgress to its end: OK on the server, not CANCELLED.
+    assert metric(text, "audiodream_rpc_handled_total", method="DreamProgress", code="OK") == 1
     assert metric(text, "audiodream_rpc_handled_total", method="ListLayers",
                   code="NOT_FOUND") == 1
     assert metric(text, "audiodream_rpc_handled_total", method="Dream",
@@ -56,7 +59,7 @@ def test_metrics_count_calls_codes_dreams_streams_and_rejections(served, make_to
     assert metric(text, "audiodream_rejections_total", reason="invalid_argument") == 1
     assert metric(text, "audiodream_rpc_duration_seconds_count", method="Dream") == 2
     assert metric(text, "audiodream_dream_audio_seconds_total",
-                  model=model) == pytest.approx(1.0)
+                  model=model) == pytest.approx(1.5)
     assert metric(text, "audiodream_dream_compute_seconds_total", model=model) > 0
     assert metric(text, "audiodream_stream_blocks_total", model=model) == 3
     assert metric(text, "audiodream_stream_block_real_time_factor_count",

@@ -213,17 +213,25 @@ class Client:
         # dream gives the same sound on any replica).
         attempts = replicas.attempts_for(self.replicas)
         for attempt in range(attempts):
+            result = None
             try:
+                # Read to the end, so the call ends OK on both sides (leaving after
+                # the result would cancel it: the server would count CANCELLED).
                 for event in self._stub.DreamProgress(request, timeout=self.timeout):
                     if event.HasField("result"):
-                        return event.result
-                    progress(event.progress)
+                        result = event.result
+                    else:
+                        progress(event.progress)
             except grpc.RpcError as exc:
-                if exc.code() is grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts:
+                if exc.code() is grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts \
+                        and result is None:
                     progress(pb.DreamProgressUpdate(stage="retrying"))
                     continue
-                raise ServerError(exc.code().name, exc.details()) from None
-            raise ServerError("UNKNOWN", "the server ended DreamProgress without a result")
+                if result is None:
+                    raise ServerError(exc.code().name, exc.details()) from None
+            if result is None:
+                raise ServerError("UNKNOWN", "the server ended DreamProgress without a result")
+            return result
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _call(self, method, request):
