@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiodream import Client
+from audiodream import Client, ServerError
 from sounds import tone
 
 CLI = [sys.executable, "-m", "audiodream.cli"]
@@ -136,39 +137,56 @@ def test_dreams_spread_over_every_replica_and_metrics_show_each_share(replicas):
         assert metric(text, "audiodream_draining") == 0
 
 
-def test_a_killed_replica_loses_no_call_that_is_safe_to_retry(replicas):
+@pytest.mark.parametrize("kind", ["Dream", "DreamProgress"])
+def test_a_killed_replica_loses_no_call_that_is_safe_to_retry(replicas, kind):
+    """The victim computes a long dream of its own while balanced calls queue behind
+    it; it is killed with calls of `kind` queued there. Dream is retried by gRPC's
+    policy (nothing was answered yet), DreamProgress by the client (a "queued"
+    event was); either way every call ends with the same, seeded sound."""
     victim = replicas[1]
-    request = dict(iterations=12, seed=3)
-    audio = sound(2.0)
-    killed = threading.Event()
-    lock = threading.Lock()
+    request = dict(iterations=4, seed=3)
+    audio = sound(1.0)
+    busy = threading.Event()
 
-    def kill_mid_dream(update):
-        # A dream's progress says where it runs: kill the victim while it computes one.
-        if update.stage == "dreaming" and update.iteration >= 1 and \
-                by_port(replicas, update.replica) is victim:
-            with lock:
-                if not killed.is_set():
-                    victim.stop(signal.SIGKILL)
-                    killed.set()
+    def hold(update):
+        if update.stage == "dreaming" and update.iteration >= 1:
+            busy.set()
 
+    def occupy():  # straight to the victim: this call dies with it
+        with Client(victim.address, timeout=300) as alone:
+            try:
+                alone.dream(sound(20.0), RATE, iterations=200, progress=hold)
+            except ServerError:
+                pass
+
+    blocker = threading.Thread(target=occupy)
     with Client(everyone(replicas), timeout=300) as client:
         client.models()
         reference = client.dream(audio, RATE, **request).audio
+        blocker.start()
+        assert busy.wait(120), "the victim never started its own dream"
 
         def one(i):
-            if i % 2 == 0:  # DreamProgress, as the CLI's progress bar: retried by the client
-                return client.dream(audio, RATE, progress=kill_mid_dream, **request)
-            return client.dream(audio, RATE, **request)  # Dream: retried by gRPC's policy
+            progress = (lambda update: None) if kind == "DreamProgress" else None
+            return client.dream(audio, RATE, progress=progress, **request)
 
         with ThreadPoolExecutor(3) as pool:
-            outs = list(pool.map(one, range(12)))
+            running = [pool.submit(one, i) for i in range(12)]
+            # Bounded wait for a balanced call to queue on the victim, then kill it.
+            for _ in range(3000):
+                if victim.value("audiodream_queue_depth") >= 1:
+                    break
+                time.sleep(0.01)
+            assert victim.value("audiodream_queue_depth") >= 1
+            assert victim.value("audiodream_rpc_in_flight", method=kind) >= 1
+            victim.stop(signal.SIGKILL)
+            outs = [future.result() for future in running]
         assert [m.name for m in client.models()]  # ListModels still answers
-    assert killed.is_set(), "no dream ran on the victim"
+    blocker.join()
     assert victim.proc.wait(timeout=30) == -signal.SIGKILL
     assert len(outs) == 12  # no call lost ...
-    assert all(np.array_equal(o.audio, reference) for o in outs)  # ... and the same sound
-    assert all(by_port(replicas, o.replica) is not victim for o in outs[-3:])
+    assert all(np.array_equal(o.audio, reference) for o in outs)  # ... the same sound
+    assert all(by_port(replicas, o.replica) is not victim for o in outs)
 
 
 def _stream_through_failover(replicas, make_it_fail):
@@ -238,8 +256,6 @@ def test_a_killed_replica_s_stream_reopens_elsewhere_with_one_block_gap(replicas
 
 
 def test_without_reopen_a_stream_on_a_killed_replica_reports_it(replicas):
-    from audiodream import ServerError
-
     with Client(everyone(replicas), timeout=300) as client:
         stream = client.stream(RATE, block_size=BLOCK, iterations=1, offline=True)
         with stream:

@@ -128,6 +128,10 @@ class Client:
         options = [("grpc.max_receive_message_length", limit),
                    ("grpc.max_send_message_length", limit),
                    ("grpc.enable_retries", 1),
+                   # gRPC keeps a request for retries only up to this size (256 KiB
+                   # by default, less than 2 s of audio); a dream is safe to retry
+                   # whatever its size.
+                   ("grpc.per_rpc_retry_buffer_size", limit),
                    ("grpc.service_config", replicas.service_config(self.replicas))]
         if target != address.strip():
             # Names were resolved to addresses: TLS still checks the first name.
@@ -235,10 +239,18 @@ class Client:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _call(self, method, request):
-        try:
-            return method(request, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise ServerError(exc.code().name, exc.details()) from None
+        """A unary call (all of them are safe to retry: see `replicas`). gRPC's policy
+        retries it on another replica; should every attempt there meet a replica going
+        away, it is made again here, the same number of times."""
+        attempts = replicas.attempts_for(self.replicas)
+        for attempt in range(attempts):
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                if exc.code() is grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts:
+                    continue
+                raise ServerError(exc.code().name, exc.details()) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class _TokenAdder(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,

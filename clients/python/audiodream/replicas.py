@@ -17,7 +17,8 @@ unreachable or shutting down) before any reply arrived, for
                              a dream changes nothing on the server
 
 DreamProgress streams its progress, so gRPC cannot retry it once the first
-event arrived; the client retries it itself (`Client._progress`), from the start.
+event arrived; the client retries it itself (`Client._execute`), from the start,
+and unary calls too when gRPC's attempts all met replicas going away.
 StreamDream is never retried: a stream has state (its context, its loop) on one
 replica. The client can reopen it elsewhere with the same settings
 (`Client.stream(reopen=True)`, see `streaming.py`).
