@@ -1,4 +1,4 @@
-"""The metrics endpoint and the drain, on a real server in this process."""
+"""The metrics endpoint, the drain and the client's address forms, on a real server in this process."""
 
 from __future__ import annotations
 
@@ -119,3 +119,14 @@ def test_wrong_tokens_are_counted_as_rejections(models):
         assert metric(scrape(port), "audiodream_rejections_total", reason="unauthenticated") == 1
     finally:
         server.stop(None)
+
+
+def test_a_dns_name_and_a_list_with_host_names_reach_the_server(served, make_tone):
+    server, address, port = served
+    grpc_port = address.rsplit(":", 1)[1]
+    for given in (f"dns:///localhost:{grpc_port}", f"localhost:{grpc_port},{address}"):
+        with Client(given, timeout=60) as client:
+            out = client.dream(make_tone(0.25, RATE), RATE, iterations=1)
+        assert out.replica.endswith(":" + grpc_port)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        Client("127.0.0.1:1,no-port-here")
