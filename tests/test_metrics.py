@@ -1,4 +1,4 @@
-"""The metrics endpoint, the drain and the client's address forms, on a real server in this process."""
+"""The metrics endpoint, the drain and the client's address forms, on a real server."""
 
 from __future__ import annotations
 
