@@ -98,6 +98,7 @@ S.DreamResponse = {
   {8, "model_sample_rate", "uint32"},
   {9, "windows", "uint32"},
   {10, "params", "DreamParams"},
+  {71, "replica", "string"},
 }
 
 S.DreamProgressUpdate = {
@@ -106,6 +107,7 @@ S.DreamProgressUpdate = {
   {3, "iterations", "int32"},
   {4, "loss", "float"},
   {5, "elapsed_seconds", "double"},
+  {72, "replica", "string"},
 }
 
 S.DreamEvent = {
@@ -190,6 +192,7 @@ S.StreamReady = {
   {2, "latency_samples", "uint32"},
   {3, "model", "string"},
   {4, "model_sample_rate", "uint32"},
+  {70, "replica", "string"},
 }
 
 S.StreamStats = {

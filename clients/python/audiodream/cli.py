@@ -36,6 +36,9 @@ def get_parser() -> argparse.ArgumentParser:
                        help="load user TorchScript models: they are programs that run with "
                             "the server's rights, enable only for trusted files "
                             "[$AUDIODREAM_ALLOW_TORCHSCRIPT]")
+    serve.add_argument("--metrics-port", type=int,
+                       help="serve Prometheus metrics on this HTTP port, 0 = any free one "
+                            "[$AUDIODREAM_METRICS_PORT; off]")
     serve.add_argument("--tls-cert", help="PEM certificate: serve TLS only")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
@@ -96,6 +99,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="context frames dreamed per block [0 = the model's window]")
     stream.add_argument("--realtime", action="store_true",
                         help="send blocks at the pace of the audio, as a live input")
+    stream.add_argument("--reopen", action="store_true",
+                        help="if the server shuts down or dies, go on on another of the "
+                             "--server replicas (the output has one block of silence there)")
     return parser
 
 
@@ -167,7 +173,10 @@ def _dream_params(args) -> dict:
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get(SERVER_ENV, DEFAULT_ADDRESS),
-                   help=f"HOST:PORT of the server [${SERVER_ENV} or {DEFAULT_ADDRESS}]")
+                   help="HOST:PORT of the server; replicas of one service as "
+                        "HOST:PORT,HOST:PORT,... or dns:///NAME:PORT (calls balanced, "
+                        f"retried on another when one is down) [${SERVER_ENV} or "
+                        f"{DEFAULT_ADDRESS}]")
     p.add_argument("--token", default=os.environ.get("AUDIODREAM_TOKEN", ""),
                    help="bearer token, if the server wants one [$AUDIODREAM_TOKEN]")
     p.add_argument("--tls-ca", default="", help="CA certificate (PEM): connect with TLS")
@@ -203,7 +212,7 @@ def cmd_serve(args) -> int:
     config = ServerConfig.from_env()
     for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
                  "max_iterations", "max_active", "max_queued", "max_streams", "token",
-                 "token_file", "allow_torchscript", "tls_cert", "tls_key"):
+                 "token_file", "allow_torchscript", "tls_cert", "tls_key", "metrics_port"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.models_dir:
@@ -288,7 +297,8 @@ def cmd_stream(args) -> int:
     with _client(args) as client:
         summary = stream_file(client, args.input, args.output, block=args.block, mode=args.mode,
                               delay=args.delay, window=args.window,
-                              realtime=args.realtime, model=args.model, layers=args.layer,
+                              realtime=args.realtime, reopen=args.reopen,
+                              model=args.model, layers=args.layer,
                               target=args.target, quiet=args.quiet, **_dream_params(args))
     if not args.quiet:
         print_stream_summary(summary, args.output)
