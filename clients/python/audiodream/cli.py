@@ -38,6 +38,9 @@ def get_parser() -> argparse.ArgumentParser:
                        help="load user TorchScript models: they are programs that run with "
                             "the server's rights, enable only for trusted files "
                             "[$AUDIODREAM_ALLOW_TORCHSCRIPT]")
+    serve.add_argument("--metrics-port", type=int,
+                       help="serve Prometheus metrics on this HTTP port, 0 = any free one "
+                            "[$AUDIODREAM_METRICS_PORT; off]")
     serve.add_argument("--tls-cert", help="PEM certificate: serve TLS only")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
@@ -67,6 +70,24 @@ def get_parser() -> argparse.ArgumentParser:
     dream.add_argument("output", help="where to write the dreamed sound")
     _add_connection(dream)
     _add_dream_options(dream)
+    dream.add_argument("--plot", metavar="PNG",
+                       help="also draw the dream: spectrograms, change, loss, features "
+                            "(PNG, SVG or PDF; needs audiodream[plot])")
+
+    atlas = sub.add_parser("atlas", help="dream every layer and some of its feature maps; "
+                                         "write a browsable page")
+    atlas.add_argument("input", nargs="?", help="sound file to dream from, beside pink noise")
+    atlas.add_argument("--out", required=True, metavar="DIR",
+                       help="folder of the atlas (index.html); rerun to resume")
+    atlas.add_argument("--maps", type=int, default=4,
+                       help="feature maps per layer, spread over its range, 0 = whole "
+                            "layers only [4]")
+    atlas.add_argument("--seconds", type=float, default=4.0,
+                       help="longest part of the input dreamed, s [4]")
+    atlas.add_argument("--format", default="flac", help="flac, wav, ogg [flac]")
+    atlas.add_argument("--no-noise", action="store_true", help="dream only from the input")
+    _add_connection(atlas)
+    _add_dream_options(atlas)
 
     stream = sub.add_parser("stream", help="stream a sound file through StreamDream")
     stream.add_argument("input", help="sound file to stream")
@@ -82,6 +103,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="send blocks at the pace of the audio, as a live input would, "
                              "under the real-time contract (late blocks run fewer iterations); "
                              "without it the file renders offline: every iteration runs")
+    stream.add_argument("--reopen", action="store_true",
+                        help="if the server shuts down or dies, go on on another of the "
+                             "--server replicas (the output has one block of silence there)")
     return parser
 
 
@@ -171,7 +195,10 @@ def _dream_params(args) -> dict:
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get(SERVER_ENV, DEFAULT_ADDRESS),
-                   help=f"HOST:PORT of the server [${SERVER_ENV} or {DEFAULT_ADDRESS}]")
+                   help="HOST:PORT of the server; replicas of one service as "
+                        "HOST:PORT,HOST:PORT,... or dns:///NAME:PORT (calls balanced, "
+                        f"retried on another when one is down) [${SERVER_ENV} or "
+                        f"{DEFAULT_ADDRESS}]")
     p.add_argument("--token", default=os.environ.get("AUDIODREAM_TOKEN", ""),
                    help="bearer token, if the server wants one [$AUDIODREAM_TOKEN]")
     p.add_argument("--tls-ca", default="", help="CA certificate (PEM): connect with TLS")
@@ -205,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ServerError as exc:
         return _fail(cli_checks.server_hint(exc, getattr(args, "server", "")), 1)
-    except (UsageError, OSError, ValueError) as exc:
+    except (UsageError, OSError, ValueError, ImportError) as exc:
         if isinstance(exc, BrokenPipeError):
             return _reader_left()
         return _fail(str(exc), 2)
@@ -242,8 +269,8 @@ def cmd_serve(args) -> int:
     config = ServerConfig.from_env()
     for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
                  "max_iterations", "max_active", "max_queued", "max_streams", "token",
-                 "token_file", "allow_torchscript", "tls_cert", "tls_key", "models",
-                 "lazy_models"):
+                 "token_file", "allow_torchscript", "tls_cert", "tls_key", "metrics_port",
+                 "models", "lazy_models"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.models_dir:
@@ -280,10 +307,13 @@ def cmd_layers(args) -> int:
 
 def cmd_dream(args) -> int:
     from .report import ProgressBar, print_dream_summary, write_like
-
     from .transfer import dream_file
 
     params = _dream_params(args)
+    if args.plot:
+        from .plot import require_matplotlib
+
+        require_matplotlib()  # before the dream, not after
     _check_files(args)
     with _client(args) as client, ProgressBar(disable=args.quiet) as bar:
         out = dream_file(client, args.input, model=args.model, layers=args.layer,
@@ -291,7 +321,26 @@ def cmd_dream(args) -> int:
     write_like(args.output, out.audio, out.sample_rate, args.input)
     if not args.quiet:
         print_dream_summary(out, args.output)
+    if args.plot:
+        from .plot import save_dream_plot
+
+        save_dream_plot(args.plot, args.input, 0, out)
+        if not args.quiet:
+            print(f"wrote {args.plot}")
     return 0
+
+
+def cmd_atlas(args) -> int:
+    from .atlas import build_atlas, print_atlas_summary
+
+    params = _dream_params(args)
+    with _client(args) as client:
+        summary = build_atlas(client, args.out, input_path=args.input, model=args.model,
+                              layers=tuple(args.layer), maps=args.maps, seconds=args.seconds,
+                              audio_format=args.format, noise=not args.no_noise,
+                              params=params, quiet=args.quiet, target=args.target)
+    print_atlas_summary(summary)
+    return 130 if summary.interrupted else 0
 
 
 def cmd_stream(args) -> int:
@@ -307,7 +356,8 @@ def cmd_stream(args) -> int:
     with _local_server(args) if args.local else _client(args) as client:
         summary = stream_file(client, args.input, args.output, block=args.block, mode=args.mode,
                               delay=args.delay, window=args.window,
-                              realtime=args.realtime, model=args.model, layers=args.layer,
+                              realtime=args.realtime, reopen=args.reopen,
+                              model=args.model, layers=args.layer,
                               target=args.target, quiet=args.quiet, **params)
     if not args.quiet:
         print_stream_summary(summary, args.output)
@@ -345,7 +395,7 @@ def _server_tool(module: str):
 
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "layers": cmd_layers, "dream": cmd_dream,
-            "stream": cmd_stream,
+            "stream": cmd_stream, "atlas": cmd_atlas,
             "data": _server_tool("audiodream_server.datasets.cli"),
             "train": _server_tool("audiodream_server.training.cli"),
             "convert-yamnet": _server_tool("audiodream_server.models.yamnet_convert")}
