@@ -30,9 +30,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 PD_DIR = ROOT / "clients" / "pd"
 RATE = 44100
-# Recording starts when every dream~ has said 'state connected' (an event, however
-# long the start takes on a busy machine); scenes without a server start here.
-START_MS = 1500
+START_MS = 1500  # recording starts once the stream is surely up
 PACKAGES = ("puredata-core puredata-dev libgrpc-dev protobuf-c-compiler "
             "libprotobuf-c-dev pkg-config")
 
@@ -84,22 +82,6 @@ class Patch:
     def connect(self, a: int, b: int, outlet: int = 0, inlet: int = 0) -> None:
         self._wires.append(f"#X connect {a} {outlet} {b} {inlet};")
 
-    def all_connected(self, info_outlets: list[tuple[int, int]]) -> int:
-        """A [t b] that bangs once, when each (dream~, info outlet) has said
-        'state connected' (counted: the N-th one fires it; reconnections later do not)."""
-        count, plus, which = self.obj("f"), self.obj("+ 1"), self.obj(f"select {len(info_outlets)}")
-        self.connect(count, plus)
-        self.connect(plus, count, inlet=1)
-        self.connect(plus, which)
-        for dream, outlet in info_outlets:
-            state, connected = self.obj("route state"), self.obj("route connected")
-            self.connect(dream, state, outlet=outlet)
-            self.connect(state, connected)
-            self.connect(connected, count)
-        fire = self.obj("t b")
-        self.connect(which, fire)
-        return fire
-
     def text(self) -> str:
         return "\n".join(["#N canvas 0 0 800 600 12;", *self._boxes, *self._wires]) + "\n"
 
@@ -128,15 +110,12 @@ class Scene:
     """A patch: one source into several dream~ objects, recorded for `seconds`.
 
     `events` are (ms after load, dream~ index, message) sent while it runs.
-    Recording starts when every dream~ is connected (`start_on_connect`), else
-    START_MS after load.
     """
 
     dreams: list[str]
     seconds: float
     events: list[tuple[int, int, str]] = field(default_factory=list)
     end_messages: list[str] = field(default_factory=lambda: ["print"])
-    start_on_connect: bool = True
 
     def render(self, tmp: Path) -> Render:
         frames = int(self.seconds * RATE)
@@ -150,10 +129,14 @@ class Scene:
         p.connect(noise, noise_gain)
         p.connect(tone_gain, mixed)
         p.connect(noise_gain, mixed, inlet=1)
+        start = p.obj(f"delay {START_MS}")
+        p.connect(load, start)
         tables = ["in"] + [f"out{k}" for k in range(len(self.dreams))]
         for name in tables:
             p.obj(f"table {name} {frames}")
         writers = [p.obj(f"tabwrite~ {name}") for name in tables]
+        for w in writers:
+            p.connect(start, w)
         p.connect(mixed, writers[0])
         dreams = []
         for k, args in enumerate(self.dreams):
@@ -162,25 +145,15 @@ class Scene:
             p.connect(d, writers[k + 1])
             p.connect(d, p.obj(f"print info{k}"), outlet=1)
             dreams.append(d)
-        if self.start_on_connect:
-            start = p.all_connected([(d, 1) for d in dreams])
-        else:
-            start = p.obj(f"delay {START_MS}")
-            p.connect(load, start)
-        for w in writers:
-            p.connect(start, w)
         for ms, k, text in self.events:
-            # Times are after load, as if recording began at START_MS: those after
-            # it count from the real start.
-            origin, wait = (start, ms - START_MS) if ms >= START_MS else (load, ms)
-            when, what = p.obj(f"delay {wait}"), p.msg(text)
-            p.connect(origin, when)
+            when, what = p.obj(f"delay {ms}"), p.msg(text)
+            p.connect(load, when)
             p.connect(when, what)
             p.connect(what, dreams[k])
         # At the end: the dream~ messages, then write the tables, then quit.
-        end = p.obj(f"delay {int(self.seconds * 1000) + 300}")
+        end = p.obj(f"delay {START_MS + int(self.seconds * 1000) + 300}")
         order = p.obj("t b b b")
-        p.connect(start, end)
+        p.connect(load, end)
         p.connect(end, order)
         p.connect(order, p.msg("; pd quit"), outlet=0)
         write = p.msg(", ".join(f"write -wave -bytes 4 {tmp / name}.wav {name}"
@@ -283,16 +256,17 @@ def test_stereo_object_streams_both_channels_in_one_stream(external, server_addr
     for name in tables:
         p.obj(f"table {name} {frames}")
     writers = [p.obj(f"tabwrite~ {name}") for name in tables]
-    start = p.all_connected([(d, 2)])
+    start = p.obj(f"delay {START_MS}")
+    p.connect(load, start)
     for w in writers:
         p.connect(start, w)
     p.connect(lmix, writers[0])
     p.connect(rmix, writers[1])
     p.connect(d, writers[2], outlet=0)
     p.connect(d, writers[3], outlet=1)
-    end = p.obj(f"delay {seconds * 1000 + 300}")
+    end = p.obj(f"delay {START_MS + seconds * 1000 + 300}")
     order = p.obj("t b b")
-    p.connect(start, end)
+    p.connect(load, end)
     p.connect(end, order)
     p.connect(order, p.msg("; pd quit"), outlet=0)
     write = p.msg(", ".join(f"write -wave -bytes 4 {tmp_path / name}.wav {name}"
@@ -335,9 +309,9 @@ def test_without_a_server_pd_keeps_time_outputs_dry_or_silence_and_says_so(
     nobody = f"127.0.0.1:{free_port()}"
     seconds = 3
     r = Scene([f"-server {nobody} -dry 1", f"-server {nobody}"], seconds=seconds,
-              start_on_connect=False).render(tmp_path)
+              ).render(tmp_path)
     # Real time: the patch's own timeline passed in wall time (Pd did not hang, and
-    # it did not run ahead); how much longer start-up took depends on the machine.
+    # did not run ahead); how much longer start-up took depends on the machine's load.
     assert START_MS / 1000 + seconds <= r.seconds
     np.testing.assert_array_equal(r.outs[0], r.x)  # dry: the input, undelayed
     assert not r.outs[1].any()  # silence
