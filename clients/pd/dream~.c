@@ -502,9 +502,12 @@ static void dream_args(t_dream *x, int argc, t_atom *argv, char *target, size_t 
 static void *dream_new(t_symbol *s, int argc, t_atom *argv)
 {
     t_dream *x = (t_dream *)pd_new(dream_class);
-    char err[DC_TEXT], target[DW_TARGET] = DEFAULT_SERVER;
+    char err[DC_TEXT], target[DW_TARGET];
+    /* The server: -server, else $AUDIODREAM_SERVER (as for the command line), else the default. */
+    const char *env = getenv("AUDIODREAM_SERVER");
     dw_options o;
     int i;
+    snprintf(target, sizeof(target), "%s", env && *env ? env : DEFAULT_SERVER);
     x->x_nch = 1;
     if (argc && argv[0].a_type == A_FLOAT) {    /* [dream~ N ...] */
         x->x_nch = (int)clampf("channels", atom_getfloat(argv), 1, DW_MAX_CHANNELS);
@@ -522,7 +525,7 @@ static void *dream_new(t_symbol *s, int argc, t_atom *argv)
 
     memset(&o, 0, sizeof(o));
     o.name = "dream~";
-    o.target = DEFAULT_SERVER;
+    o.target = target;
     o.channels = (unsigned)x->x_nch;
     o.rate = (unsigned)sys_getsr();
     o.block = DEFAULT_BLOCK;

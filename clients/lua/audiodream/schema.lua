@@ -65,6 +65,8 @@ S.DreamParams = {
   {31, "gl_iters", "int32", "optional"},
   {32, "follow_input", "float", "optional"},
   {33, "output", "string"},
+  {80, "loudness", "string"},
+  {81, "ceiling_db", "float", "optional"},
 }
 
 S.DreamRequest = {
@@ -129,6 +131,7 @@ S.ModelInfo = {
   {9, "domain", "string"},
   {10, "parameters", "uint64"},
   {11, "error", "string"},
+  {80, "pending", "bool"},
 }
 
 S.ListModelsResponse = {

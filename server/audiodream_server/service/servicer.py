@@ -83,12 +83,20 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
     async def ListModels(self, request, context):
         failed = [pb.ModelInfo(name=name, error=reason)
                   for name, reason in self.models.failed.items()]
-        return pb.ListModelsResponse(models=[convert.model_info(m) for m in self.models] + failed,
-                                     default_model=self.models.default)
+        pending = [pb.ModelInfo(name=name, pending=True, description="loads on first use")
+                   for name in self.models.pending]
+        return pb.ListModelsResponse(
+            models=[convert.model_info(m) for m in self.models] + pending + failed,
+            default_model=self.models.default)
 
     @status.unary
     async def ListLayers(self, request, context):
-        return convert.layers_response(self.models.get(request.model))
+        if self.models.is_ready(request.model):
+            return convert.layers_response(self.models.get(request.model))
+        # A model that loads on first use is built off the event loop.
+        model = await asyncio.get_running_loop().run_in_executor(
+            self.pools.prepare, self.models.get, request.model)
+        return convert.layers_response(model)
 
     @status.unary
     async def Dream(self, request, context):

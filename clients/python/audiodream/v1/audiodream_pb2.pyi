@@ -31,7 +31,7 @@ class LayerSelection(_message.Message):
     def __init__(self, name: _Optional[str] = ..., channels: _Optional[_Iterable[int]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class DreamParams(_message.Message):
-    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters", "follow_input", "output")
+    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters", "follow_input", "output", "loudness", "ceiling_db")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,8 @@ class DreamParams(_message.Message):
     GL_ITERS_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_INPUT_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    LOUDNESS_FIELD_NUMBER: _ClassVar[int]
+    CEILING_DB_FIELD_NUMBER: _ClassVar[int]
     model: str
     layers: _containers.RepeatedCompositeFieldContainer[LayerSelection]
     objective: str
@@ -98,7 +100,9 @@ class DreamParams(_message.Message):
     gl_iters: int
     follow_input: float
     output: str
-    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., follow_input: _Optional[float] = ..., output: _Optional[str] = ...) -> None: ...
+    loudness: str
+    ceiling_db: float
+    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., follow_input: _Optional[float] = ..., output: _Optional[str] = ..., loudness: _Optional[str] = ..., ceiling_db: _Optional[float] = ...) -> None: ...
 
 class DreamRequest(_message.Message):
     __slots__ = ("audio", "params", "target")
@@ -189,7 +193,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "sample_rate", "fixed_input_samples", "description", "device", "num_classes", "trained", "default_layer", "domain", "parameters", "error")
+    __slots__ = ("name", "sample_rate", "fixed_input_samples", "description", "device", "num_classes", "trained", "default_layer", "domain", "parameters", "error", "pending")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     FIXED_INPUT_SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +205,7 @@ class ModelInfo(_message.Message):
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     name: str
     sample_rate: int
     fixed_input_samples: int
@@ -212,7 +217,8 @@ class ModelInfo(_message.Message):
     domain: str
     parameters: int
     error: str
-    def __init__(self, name: _Optional[str] = ..., sample_rate: _Optional[int] = ..., fixed_input_samples: _Optional[int] = ..., description: _Optional[str] = ..., device: _Optional[str] = ..., num_classes: _Optional[int] = ..., trained: _Optional[bool] = ..., default_layer: _Optional[str] = ..., domain: _Optional[str] = ..., parameters: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    pending: bool
+    def __init__(self, name: _Optional[str] = ..., sample_rate: _Optional[int] = ..., fixed_input_samples: _Optional[int] = ..., description: _Optional[str] = ..., device: _Optional[str] = ..., num_classes: _Optional[int] = ..., trained: _Optional[bool] = ..., default_layer: _Optional[str] = ..., domain: _Optional[str] = ..., parameters: _Optional[int] = ..., error: _Optional[str] = ..., pending: _Optional[bool] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models", "default_model")
