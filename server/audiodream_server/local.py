@@ -8,6 +8,8 @@ and remote dreams (and morphs) of the same request are identical.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 from audiodream.client import Client, Progress, ServerError, layers_of, model_info
 from audiodream.v1 import audiodream_pb2 as pb
@@ -23,19 +25,21 @@ from .service import convert, morphing, status
 
 
 class LocalClient(Client):
-    """Like `Client`, without a server. Loads the models on construction."""
+    """Like `Client`, without a server. Each model loads when first used, so a
+    dream builds only the model it dreams with."""
 
     def __init__(self, device: str = "auto", threads: int = 0,
                  registry: ModelRegistry | None = None, limits: Limits = DEFAULT_LIMITS):
         runtime.configure_threads(threads)
-        self._models = (registry or build_registry(ServerConfig().models_dirs)).load(
-            runtime.pick_device(device))
+        registry = registry or build_registry(ServerConfig().models_dirs)
+        self._models = registry.load(runtime.pick_device(device), lazy=registry.names())
         self.limits = limits
 
     def close(self) -> None:
         pass
 
     def models(self):
+        self._models.load_all()
         return [model_info(convert.model_info(m), self._models.default) for m in self._models]
 
     def layers(self, model: str = ""):
@@ -83,3 +87,26 @@ class LocalClient(Client):
             if code.name == "INTERNAL":
                 raise
             raise ServerError(code.name, message) from exc
+
+
+@contextmanager
+def local_server(device: str = "auto", threads: int = 0) -> Iterator[Client]:
+    """A real server on a free loopback port inside this process, and a client of it.
+
+    `audiodream stream --local` uses it: a stream needs the server's scheduler
+    and sessions, so it runs through the same code as over the network. Every
+    model loads on first use, so only the one streamed is built.
+    """
+    from .service.server import create_server
+
+    runtime.configure_threads(threads)
+    config = ServerConfig(port=0, device=device, threads=threads)
+    registry = build_registry(config.models_dirs)
+    models = registry.load(runtime.pick_device(device), lazy=registry.names())
+    server, port, _ = create_server(config, models)
+    server.start()
+    try:
+        with Client(f"127.0.0.1:{port}") as client:
+            yield client
+    finally:
+        server.stop(None)

@@ -68,6 +68,8 @@ S.DreamParams = {
   {50, "morph_amount", "float", "optional"},
   {51, "morph_interpolation", "string"},
   {52, "morph_detail", "float", "optional"},
+  {80, "loudness", "string"},
+  {81, "ceiling_db", "float", "optional"},
 }
 
 S.DreamRequest = {
@@ -101,6 +103,7 @@ S.DreamResponse = {
   {8, "model_sample_rate", "uint32"},
   {9, "windows", "uint32"},
   {10, "params", "DreamParams"},
+  {71, "replica", "string"},
 }
 
 S.DreamProgressUpdate = {
@@ -109,6 +112,7 @@ S.DreamProgressUpdate = {
   {3, "iterations", "int32"},
   {4, "loss", "float"},
   {5, "elapsed_seconds", "double"},
+  {72, "replica", "string"},
 }
 
 S.DreamEvent = {
@@ -130,6 +134,7 @@ S.ModelInfo = {
   {9, "domain", "string"},
   {10, "parameters", "uint64"},
   {11, "error", "string"},
+  {80, "pending", "bool"},
 }
 
 S.ListModelsResponse = {
@@ -193,6 +198,7 @@ S.StreamReady = {
   {2, "latency_samples", "uint32"},
   {3, "model", "string"},
   {4, "model_sample_rate", "uint32"},
+  {70, "replica", "string"},
 }
 
 S.StreamStats = {

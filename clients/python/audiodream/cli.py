@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from . import cli_checks
+from .cli_checks import UsageError
 from .client import DEFAULT_ADDRESS, Client, ServerError
 from .layers import parse_layer
 
@@ -36,15 +38,22 @@ def get_parser() -> argparse.ArgumentParser:
                        help="load user TorchScript models: they are programs that run with "
                             "the server's rights, enable only for trusted files "
                             "[$AUDIODREAM_ALLOW_TORCHSCRIPT]")
+    serve.add_argument("--metrics-port", type=int,
+                       help="serve Prometheus metrics on this HTTP port, 0 = any free one "
+                            "[$AUDIODREAM_METRICS_PORT; off]")
     serve.add_argument("--tls-cert", help="PEM certificate: serve TLS only")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
                        help="extra folder of models (repeatable); the shipped models and "
                             "~/.local/share/audiodream/models are always read")
+    serve.add_argument("--models", metavar="NAME,...",
+                       help="serve only these models [every model found; $AUDIODREAM_MODELS]")
+    serve.add_argument("--lazy-models", metavar="NAME,...",
+                       help="load these on first use, not at start-up; '' = load all at once "
+                            "[crepe-full; $AUDIODREAM_LAZY_MODELS]")
 
-    for name, text in (("models", "list the server's models"),):
-        p = sub.add_parser(name, help=text)
-        _add_connection(p)
+    models = sub.add_parser("models", help="list the server's models")
+    _add_connection(models)
     layers = sub.add_parser("layers", help="list a model's dreamable layers")
     layers.add_argument("model", nargs="?", default="", help="model name [server default]")
     _add_connection(layers)
@@ -61,8 +70,24 @@ def get_parser() -> argparse.ArgumentParser:
     dream.add_argument("output", help="where to write the dreamed sound")
     _add_connection(dream)
     _add_dream_options(dream)
-    dream.add_argument("--local", action="store_true", help="run the engine here, no server")
-    dream.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda [auto]")
+    dream.add_argument("--plot", metavar="PNG",
+                       help="also draw the dream: spectrograms, change, loss, features "
+                            "(PNG, SVG or PDF; needs audiodream[plot])")
+
+    atlas = sub.add_parser("atlas", help="dream every layer and some of its feature maps; "
+                                         "write a browsable page")
+    atlas.add_argument("input", nargs="?", help="sound file to dream from, beside pink noise")
+    atlas.add_argument("--out", required=True, metavar="DIR",
+                       help="folder of the atlas (index.html); rerun to resume")
+    atlas.add_argument("--maps", type=int, default=4,
+                       help="feature maps per layer, spread over its range, 0 = whole "
+                            "layers only [4]")
+    atlas.add_argument("--seconds", type=float, default=4.0,
+                       help="longest part of the input dreamed, s [4]")
+    atlas.add_argument("--format", default="flac", help="flac, wav, ogg [flac]")
+    atlas.add_argument("--no-noise", action="store_true", help="dream only from the input")
+    _add_connection(atlas)
+    _add_dream_options(atlas)
 
     morph = sub.add_parser("morph", help="morph sound A toward sound B (an autoencoder model)")
     morph.add_argument("a", help="sound A, the start (WAV, FLAC, OGG)")
@@ -86,8 +111,6 @@ def get_parser() -> argparse.ArgumentParser:
                        help="0..1: keep the inputs' fine structure (1) or only the decoder's "
                             "mel envelope (0) [1]")
     morph.add_argument("--quiet", action="store_true", help="no summary")
-    morph.add_argument("--local", action="store_true", help="run the engine here, no server")
-    morph.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda [auto]")
 
     stream = sub.add_parser("stream", help="stream a sound file through StreamDream")
     stream.add_argument("input", help="sound file to stream")
@@ -100,7 +123,12 @@ def get_parser() -> argparse.ArgumentParser:
     stream.add_argument("--window", type=int, default=0,
                         help="context frames dreamed per block [0 = the model's window]")
     stream.add_argument("--realtime", action="store_true",
-                        help="send blocks at the pace of the audio, as a live input")
+                        help="send blocks at the pace of the audio, as a live input would, "
+                             "under the real-time contract (late blocks run fewer iterations); "
+                             "without it the file renders offline: every iteration runs")
+    stream.add_argument("--reopen", action="store_true",
+                        help="if the server shuts down or dies, go on on another of the "
+                             "--server replicas (the output has one block of silence there)")
     return parser
 
 
@@ -108,7 +136,8 @@ def _add_dream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="", help="model name [server default]")
     p.add_argument("--layer", action="append", default=[], metavar="NAME[:CH,..][@W]",
                    help="layer to amplify, repeatable, e.g. conv3:1,5@0.5")
-    p.add_argument("--objective", help="activation, mean, class [activation]")
+    p.add_argument("--objective",
+                   help="activation, mean, class, target_features, style [activation]")
     p.add_argument("--class", dest="class_", metavar="INDEX|NAME",
                    help="class for --objective class")
     p.add_argument("--negate", action="store_true", help="push away from the class")
@@ -119,6 +148,8 @@ def _add_dream_options(p: argparse.ArgumentParser) -> None:
                         "[the model's: 0.02; streams 0.06]")
     p.add_argument("--seed", type=int, help="random seed [0]")
     p.add_argument("--init", help="input, white, pink, sine, silence [input]")
+    p.add_argument("--init-gain", type=float, help="peak of a noise or sine start, 0..1 [0.25]")
+    p.add_argument("--init-frequency", type=float, help="frequency of a sine start, Hz [440]")
     p.add_argument("--jitter", type=int, help="random time shift, model samples [0]")
     p.add_argument("--lowpass", type=float, help="low-pass of the change, Hz [off]")
     p.add_argument("--follow", type=float,
@@ -130,6 +161,18 @@ def _add_dream_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoothing-kernel", type=int, help="smoothing kernel, odd [9]")
     p.add_argument("--grad-norm", help="std, l2, mean_abs [std]")
     p.add_argument("--mix", type=float, help="dry/wet, 0..1 [1]")
+    p.add_argument("--loudness",
+                   help="output level: rms (keep the input's loudness), peak (keep its peak), "
+                        "normalize (peak at --ceiling), off (the dream's own) [rms]; "
+                        "offline dreams only")
+    p.add_argument("--ceiling", type=float,
+                   help="highest output peak, dBFS, -60..0 [0]; e.g. -1 for 1 dB of headroom")
+    p.add_argument("--window-overlap", type=float,
+                   help="overlap of the model's windows, 0.05..0.75 [0.25]")
+    p.add_argument("--output-format",
+                   help="how the server sends the result: pcm, wav, flac, ogg [chosen to fit: "
+                        "pcm, else flac, else the file goes in segments]; the file written is "
+                        "the one OUTPUT's extension names")
     p.add_argument("--mix-original", type=float,
                    help="pull toward the input per step [0; generate streams 0.1]")
     p.add_argument("--update", help="add, hardcut, hardcut_add, target_filter, flip [add]")
@@ -162,7 +205,10 @@ def _dream_params(args) -> dict:
                   n_fft=args.n_fft, hop=args.hop, content_weight=args.content_weight,
                   octaves=args.octaves, octave_scale=args.octave_scale, phase=args.phase,
                   gl_iters=args.gl_iters, follow_input=args.follow,
-                  output="change" if args.change_only else None)
+                  output="change" if args.change_only else None, init_gain=args.init_gain,
+                  init_frequency_hz=args.init_frequency, window_overlap=args.window_overlap,
+                  loudness=args.loudness, ceiling_db=args.ceiling,
+                  output_format=args.output_format)
     if args.class_ is not None:
         key = "class_index" if args.class_.isdigit() else "class_name"
         params[key] = int(args.class_) if key == "class_index" else args.class_
@@ -172,26 +218,64 @@ def _dream_params(args) -> dict:
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get(SERVER_ENV, DEFAULT_ADDRESS),
-                   help=f"HOST:PORT of the server [${SERVER_ENV} or {DEFAULT_ADDRESS}]")
+                   help="HOST:PORT of the server; replicas of one service as "
+                        "HOST:PORT,HOST:PORT,... or dns:///NAME:PORT (calls balanced, "
+                        f"retried on another when one is down) [${SERVER_ENV} or "
+                        f"{DEFAULT_ADDRESS}]")
     p.add_argument("--token", default=os.environ.get("AUDIODREAM_TOKEN", ""),
                    help="bearer token, if the server wants one [$AUDIODREAM_TOKEN]")
     p.add_argument("--tls-ca", default="", help="CA certificate (PEM): connect with TLS")
+    p.add_argument("--max-message-mb", type=int,
+                   default=int(os.environ.get("AUDIODREAM_MAX_MESSAGE_MB", "64")),
+                   help="largest message, MiB; the server's limit [$AUDIODREAM_MAX_MESSAGE_MB "
+                        "or 64]")
+    p.add_argument("--local", action="store_true",
+                   help="no server: load the models and run the engine in this process")
+    p.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda [auto]")
 
 
-def _client(args) -> Client:
-    return Client(args.server, token=args.token, tls_ca=args.tls_ca)
+def _client(args):
+    """The server named by --server, or with --local an engine in this process."""
+    if args.local:
+        from audiodream_server import runtime
+
+        runtime.configure_environment()
+        from audiodream_server.local import LocalClient
+
+        return LocalClient(device=args.device)
+    return Client(args.server, token=args.token, tls_ca=args.tls_ca,
+                  max_message_mb=args.max_message_mb)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command; every failure ends in one line on stderr and an exit code:
+    1 the server refused or failed, 2 a usage or file problem, 130 Ctrl-C."""
     args = get_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except ServerError as exc:
-        print(f"audiodream: {exc}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as exc:
-        print(f"audiodream: {exc}", file=sys.stderr)
-        return 2
+        return _fail(cli_checks.server_hint(exc, getattr(args, "server", "")), 1)
+    except (UsageError, OSError, ValueError, ImportError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            return _reader_left()
+        return _fail(str(exc), 2)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+def _fail(message: str, code: int) -> int:
+    try:
+        print(f"audiodream: {message}", file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        pass
+    return code
+
+
+def _reader_left() -> int:
+    """`audiodream models | head -2`: the reader went away; end quietly, as a pipe tool does."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's final flush must not fail again
+    return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
 
 
 def cmd_serve(args) -> int:
@@ -208,17 +292,23 @@ def cmd_serve(args) -> int:
     config = ServerConfig.from_env()
     for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
                  "max_iterations", "max_active", "max_queued", "max_streams", "token",
-                 "token_file", "allow_torchscript", "tls_cert", "tls_key"):
+                 "token_file", "allow_torchscript", "tls_cert", "tls_key", "metrics_port",
+                 "models", "lazy_models"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.models_dir:
         config.models_dir = os.pathsep.join(filter(None, [config.models_dir, *args.models_dir]))
+    config.resolve_token()
+    for path in (config.tls_cert, config.tls_key):
+        if path and not os.access(path, os.R_OK):
+            raise UsageError(f"cannot read {path} (--tls-cert/--tls-key)")
+    cli_checks.check_port(config.host, config.port)  # before minutes of model loading
+    from audiodream_server.errors import DreamError
+
     try:
-        config.resolve_token()
-    except ValueError as exc:
-        print(f"audiodream: {exc}", file=sys.stderr)
-        return 2
-    serve(config)
+        serve(config)
+    except (RuntimeError, DreamError) as exc:  # no model loaded, no CUDA, unknown --models
+        raise UsageError(str(exc)) from None
     return 0
 
 
@@ -240,23 +330,26 @@ def cmd_layers(args) -> int:
 
 def cmd_dream(args) -> int:
     from .report import ProgressBar, print_dream_summary, write_like
+    from .transfer import dream_file
 
     params = _dream_params(args)
-    if args.local:
-        from audiodream_server import runtime
+    if args.plot:
+        from .plot import require_matplotlib
 
-        runtime.configure_environment()
-        from audiodream_server.local import LocalClient
-
-        client = LocalClient(device=args.device)
-    else:
-        client = _client(args)
-    with client, ProgressBar(disable=args.quiet) as bar:
-        out = client.dream(args.input, model=args.model, layers=args.layer,
-                           target=args.target, progress=bar.update, **params)
+        require_matplotlib()  # before the dream, not after
+    _check_files(args)
+    with _client(args) as client, ProgressBar(disable=args.quiet) as bar:
+        out = dream_file(client, args.input, model=args.model, layers=args.layer,
+                         target=args.target, progress=bar.update, **params)
     write_like(args.output, out.audio, out.sample_rate, args.input)
     if not args.quiet:
         print_dream_summary(out, args.output)
+    if args.plot:
+        from .plot import save_dream_plot
+
+        save_dream_plot(args.plot, args.input, 0, out)
+        if not args.quiet:
+            print(f"wrote {args.plot}")
     return 0
 
 
@@ -265,16 +358,7 @@ def cmd_morph(args) -> int:
 
     curve = None if args.curve is None else (args.curve or [0.0, 1.0])
     groups = [float(v) for v in args.groups.split(",")] if args.groups else ()
-    if args.local:
-        from audiodream_server import runtime
-
-        runtime.configure_environment()
-        from audiodream_server.local import LocalClient
-
-        client = LocalClient(device=args.device)
-    else:
-        client = _client(args)
-    with client:
+    with _client(args) as client:
         out = client.morph(args.a, args.b, model=args.model, amount=args.amount,
                            curve=curve or (), group_amounts=groups,
                            interpolation="spherical" if args.spherical else "",
@@ -286,17 +370,56 @@ def cmd_morph(args) -> int:
     return 0
 
 
+def cmd_atlas(args) -> int:
+    from .atlas import build_atlas, print_atlas_summary
+
+    params = _dream_params(args)
+    with _client(args) as client:
+        summary = build_atlas(client, args.out, input_path=args.input, model=args.model,
+                              layers=tuple(args.layer), maps=args.maps, seconds=args.seconds,
+                              audio_format=args.format, noise=not args.no_noise,
+                              params=params, quiet=args.quiet, target=args.target)
+    print_atlas_summary(summary)
+    return 130 if summary.interrupted else 0
+
+
 def cmd_stream(args) -> int:
     from .report import print_stream_summary, stream_file
 
-    with _client(args) as client:
+    params = _dream_params(args)
+    for name, flag in (("loudness", "--loudness"), ("ceiling_db", "--ceiling"),
+                       ("output_format", "--output-format")):
+        if params.pop(name) is not None:
+            raise UsageError(f"{flag} applies to offline dreams (audiodream dream), "
+                             "not to streams")
+    _check_files(args)
+    with _local_server(args) if args.local else _client(args) as client:
         summary = stream_file(client, args.input, args.output, block=args.block, mode=args.mode,
                               delay=args.delay, window=args.window,
-                              realtime=args.realtime, model=args.model, layers=args.layer,
-                              target=args.target, quiet=args.quiet, **_dream_params(args))
+                              realtime=args.realtime, reopen=args.reopen,
+                              model=args.model, layers=args.layer,
+                              target=args.target, quiet=args.quiet, **params)
     if not args.quiet:
         print_stream_summary(summary, args.output)
     return 0
+
+
+def _check_files(args) -> None:
+    """Input readable, output writable in the format its name asks for: before any work."""
+    cli_checks.check_input(args.input)
+    if args.target:
+        cli_checks.check_input(args.target)
+    cli_checks.check_output(args.output)
+
+
+def _local_server(args):
+    """`stream --local`: a real server on a free loopback port in this process."""
+    from audiodream_server import runtime
+
+    runtime.configure_environment()
+    from audiodream_server.local import local_server
+
+    return local_server(device=args.device)
 
 
 def _server_tool(module: str):
@@ -312,7 +435,7 @@ def _server_tool(module: str):
 
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "layers": cmd_layers, "dream": cmd_dream,
-            "stream": cmd_stream, "morph": cmd_morph,
+            "stream": cmd_stream, "morph": cmd_morph, "atlas": cmd_atlas,
             "data": _server_tool("audiodream_server.datasets.cli"),
             "train": _server_tool("audiodream_server.training.cli"),
             "convert-yamnet": _server_tool("audiodream_server.models.yamnet_convert")}

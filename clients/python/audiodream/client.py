@@ -20,6 +20,8 @@ from typing import Callable, Iterable, Sequence
 import grpc
 import numpy as np
 
+from .deadlines import DREAM_BASE_SECONDS, LIST_SECONDS, dream_deadline, with_default_port
+from . import replicas
 from .layers import parse_layer
 from .morphing import MorphOutput, morph_params
 from .streaming import DreamStream
@@ -27,6 +29,7 @@ from .v1 import audiodream_pb2 as pb
 from .v1 import audiodream_pb2_grpc as pb_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+AUTO = "auto"  # a deadline that fits each call (see deadlines.py)
 
 # DreamParams fields a caller may set by keyword.
 PARAM_FIELDS = tuple(f.name for f in pb.DreamParams.DESCRIPTOR.fields
@@ -56,6 +59,7 @@ class ModelInfo:
     parameters: int
     is_default: bool = False
     error: str = ""
+    pending: bool = False  # loads on the server's first use
 
 
 @dataclass
@@ -99,35 +103,54 @@ class DreamOutput:
     windows: int
     timing: dict[str, float]
     params: pb.DreamParams
+    replica: str = ""  # the server replica that dreamed it ("host:port")
 
 
 Progress = Callable[[pb.DreamProgressUpdate], None]
 
 
 class Client:
-    """A connection to an audiodream server.
+    """A connection to an audiodream server, or to several replicas of one.
 
     Args:
-        address: "host:port".
+        address: "host:port" ("host" alone means port 50051); several replicas as
+            "host:port,host:port,..." or a name that resolves to many,
+            "dns:///host:port". Calls are balanced round-robin; the safe ones are
+            retried on another replica when one is UNAVAILABLE (see `replicas`).
         max_message_mb: send/receive limit, MiB; must not exceed the server's.
-        timeout: seconds per call; None = no deadline.
+        timeout: seconds per call; None = no deadline; "auto" [default] = 30 s
+            for listings, for a dream a deadline that grows with its audio,
+            channels and iterations (`deadlines.dream_deadline`), none for streams.
         token: sent as `authorization: Bearer <token>` when the server wants one.
         tls_ca: PEM file of the CA that signed the server's certificate; set it
             (or `tls=True` for the system's CAs) to speak TLS.
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, max_message_mb: int = 64,
-                 timeout: float | None = None, token: str = "", tls: bool = False,
+                 timeout: float | str | None = AUTO, token: str = "", tls: bool = False,
                  tls_ca: str = ""):
         limit = max_message_mb * 1024 * 1024
+        address = ",".join(with_default_port(a) for a in replicas.split(address))
+        self.address = address
+        self.max_message_bytes = limit
+        target, self.replicas = replicas.channel_target(address)
         options = [("grpc.max_receive_message_length", limit),
-                   ("grpc.max_send_message_length", limit)]
+                   ("grpc.max_send_message_length", limit),
+                   ("grpc.enable_retries", 1),
+                   # gRPC keeps a request for retries only up to this size (256 KiB
+                   # by default, less than 2 s of audio); a dream is safe to retry
+                   # whatever its size.
+                   ("grpc.per_rpc_retry_buffer_size", limit),
+                   ("grpc.service_config", replicas.service_config(self.replicas))]
+        if target != address.strip():
+            # Names were resolved to addresses: TLS still checks the first name.
+            options.append(("grpc.default_authority", replicas.split(address)[0]))
         if tls or tls_ca:
             roots = open(tls_ca, "rb").read() if tls_ca else None
             self._channel = grpc.secure_channel(
-                address, grpc.ssl_channel_credentials(root_certificates=roots), options)
+                target, grpc.ssl_channel_credentials(root_certificates=roots), options)
         else:
-            self._channel = grpc.insecure_channel(address, options)
+            self._channel = grpc.insecure_channel(target, options)
         if token:
             self._channel = grpc.intercept_channel(self._channel, _TokenAdder(token))
         self._stub = pb_grpc.DreamServiceStub(self._channel)
@@ -202,7 +225,7 @@ class Client:
     def stream(self, sample_rate: int, channels: int = 1, block_size: int = 2048, *,
                model: str = "", layers: Iterable = (), mode: str = "process",
                window: int = 0, delay: int = 0, offline: bool = False, target=None,
-               **params) -> DreamStream:
+               reopen: bool = False, on_move=None, **params) -> DreamStream:
         """Opens a StreamDream call; `iterations` counts per block [4].
 
         Args:
@@ -211,6 +234,10 @@ class Client:
             window: context frames (0 = the model's window); delay: output delay
                 in frames (0 = one block); offline: never drop iterations.
             target: a target sound, as for `dream`.
+            reopen: when the stream's replica shuts down or dies, reopen the
+                stream on another with the same settings and go on (off: the
+                stream ends with a ServerError). Each move is in `stream.moves`.
+            on_move: called with each `Move` (for logging).
         """
         config = pb.StreamConfig(params=dream_params(model, layers, params),
                                  sample_rate=sample_rate, channels=channels,
@@ -218,28 +245,59 @@ class Client:
                                  offline=offline)
         if target is not None:
             config.target.CopyFrom(target_message(target))
-        return DreamStream(self._stub, config, self.timeout)
+        return DreamStream(self._stub, config, self._deadline(None), reopen=reopen, on_move=on_move,
+                           attempts=replicas.attempts_for(self.replicas))
 
     def _morph(self, request: pb.MorphRequest) -> pb.MorphResponse:
-        return self._call(self._stub.Morph, request)
+        return self._call(self._stub.Morph, request, DREAM_BASE_SECONDS)
 
     def _execute(self, request: pb.DreamRequest, progress: Progress | None) -> pb.DreamResponse:
         if progress is None:
-            return self._call(self._stub.Dream, request)
-        try:
-            for event in self._stub.DreamProgress(request, timeout=self.timeout):
-                if event.HasField("result"):
-                    return event.result
-                progress(event.progress)
-        except grpc.RpcError as exc:
-            raise ServerError(exc.code().name, exc.details()) from None
-        raise ServerError("UNKNOWN", "the server ended DreamProgress without a result")
+            return self._call(self._stub.Dream, request, dream_deadline(request))
+        deadline = self._deadline(dream_deadline(request))
+        # gRPC retries a call only until its first reply: a DreamProgress whose
+        # replica went away mid-dream is retried here, from the start (a seeded
+        # dream gives the same sound on any replica).
+        attempts = replicas.attempts_for(self.replicas)
+        for attempt in range(attempts):
+            result = None
+            try:
+                # Read to the end, so the call ends OK on both sides (leaving after
+                # the result would cancel it: the server would count CANCELLED).
+                for event in self._stub.DreamProgress(request, timeout=deadline):
+                    if event.HasField("result"):
+                        result = event.result
+                    else:
+                        progress(event.progress)
+            except grpc.RpcError as exc:
+                if exc.code() is grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts \
+                        and result is None:
+                    progress(pb.DreamProgressUpdate(stage="retrying"))
+                    continue
+                if result is None:
+                    raise ServerError(exc.code().name, exc.details()) from None
+            if result is None:
+                raise ServerError("UNKNOWN", "the server ended DreamProgress without a result")
+            return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _call(self, method, request):
-        try:
-            return method(request, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise ServerError(exc.code().name, exc.details()) from None
+    def _deadline(self, auto: float | None) -> float | None:
+        return auto if self.timeout == AUTO else self.timeout
+
+    def _call(self, method, request, deadline: float | None = LIST_SECONDS):
+        """A unary call (all of them are safe to retry: see `replicas`). gRPC's policy
+        retries it on another replica; should every attempt there meet a replica going
+        away, it is made again here, the same number of times. `deadline` is the
+        automatic one (see `timeout`)."""
+        attempts = replicas.attempts_for(self.replicas)
+        for attempt in range(attempts):
+            try:
+                return method(request, timeout=self._deadline(deadline))
+            except grpc.RpcError as exc:
+                if exc.code() is grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts:
+                    continue
+                raise ServerError(exc.code().name, exc.details()) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class _TokenAdder(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
@@ -330,7 +388,7 @@ def dream_output(response: pb.DreamResponse, like) -> DreamOutput:
                 "prepare": response.timing.prepare_seconds,
                 "dream": response.timing.dream_seconds,
                 "total": response.timing.total_seconds},
-        params=response.params)
+        params=response.params, replica=response.replica)
 
 
 def decode_audio(msg: pb.Audio) -> np.ndarray:
@@ -348,7 +406,7 @@ def decode_audio(msg: pb.Audio) -> np.ndarray:
 def model_info(m: pb.ModelInfo, default: str = "") -> ModelInfo:
     return ModelInfo(m.name, m.sample_rate, m.fixed_input_samples, m.description, m.device,
                      m.num_classes, m.trained, m.default_layer, m.domain, m.parameters,
-                     m.name == default, m.error)
+                     m.name == default, m.error, m.pending)
 
 
 def layers_of(r: pb.ListLayersResponse) -> Layers:

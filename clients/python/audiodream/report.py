@@ -9,6 +9,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from .cli_checks import output_format
 from .client import DreamOutput, Layers, ModelInfo
 
 
@@ -18,6 +19,9 @@ def print_models(models: list[ModelInfo]) -> None:
     for m in models:
         if m.error:
             print(f"{m.name:<18} not served: {m.error}")
+            continue
+        if m.pending:
+            print(f"{m.name + (' *' if m.is_default else ''):<18} loads on first use")
             continue
         name = m.name + (" *" if m.is_default else "")
         window = f"{m.fixed_input_samples}" if m.fixed_input_samples else "any"
@@ -61,8 +65,11 @@ class ProgressBar:
 
 
 def write_like(path: str, audio: np.ndarray, rate: int, reference: str) -> None:
-    """Writes `audio` to `path` in the reference file's sample format, if the container allows."""
-    fmt = _format_of(path)
+    """Writes `audio` to `path` in the reference file's sample format, if the container allows.
+
+    The container is the one the name asks for (`cli_checks.output_format`).
+    """
+    fmt = output_format(path)
     try:
         subtype = sf.info(reference).subtype
     except (RuntimeError, TypeError, ValueError):
@@ -70,11 +77,6 @@ def write_like(path: str, audio: np.ndarray, rate: int, reference: str) -> None:
     if subtype and not sf.check_format(fmt, subtype):
         subtype = None
     sf.write(path, audio, rate, format=fmt, subtype=subtype)
-
-
-def _format_of(path: str) -> str:
-    return {"wav": "WAV", "flac": "FLAC", "ogg": "OGG", "aiff": "AIFF", "aif": "AIFF"}.get(
-        path.rsplit(".", 1)[-1].lower(), "WAV")
 
 
 def print_dream_summary(out: DreamOutput, path: str) -> None:
@@ -106,18 +108,25 @@ def print_morph_summary(out, path: str) -> None:
 
 def stream_file(client, source: str, destination: str, *, block: int, mode: str, delay: int,
                 window: int, realtime: bool, model: str, layers, quiet: bool, target=None,
-                **params) -> dict:
+                offline: bool | None = None, reopen: bool = False, **params) -> dict:
     """Streams a sound file through StreamDream and writes the result, latency removed.
 
     The file is cut into blocks (the last one padded with silence); `latency`
     more frames of silence follow so the tail comes out too; the first
     `latency` output frames are dropped, so the output lines up with the input.
+    Unless `realtime`, blocks go as fast as the server takes them, so the stream
+    is offline (every iteration runs; nothing is dropped to keep a pace that
+    no one is listening to); `offline` overrides that.
     """
+    if offline is None:
+        offline = not realtime
     audio, rate = sf.read(source, dtype="float32", always_2d=True)
     frames, channels = audio.shape
     start = time.perf_counter()
     with client.stream(rate, channels, block, model=model, layers=layers, mode=mode,
-                       delay=delay, window=window, target=target, **params) as stream:
+                       delay=delay, window=window, target=target, offline=offline,
+                       reopen=reopen, on_move=None if quiet else _say_moved,
+                       **params) as stream:
         latency = stream.latency
         total = -(-(frames + latency) // block) * block
         padded = np.zeros((total, channels), np.float32)
@@ -135,6 +144,12 @@ def stream_file(client, source: str, destination: str, *, block: int, mode: str,
     write_like(destination, dreamed, rate, source)
     return {"frames": frames, "rate": rate, "blocks": len(outputs), "latency": latency,
             "seconds": time.perf_counter() - start, "stats": stats, "warnings": warnings}
+
+
+def _say_moved(move) -> None:
+    print(f"\nstream moved ({move.reason}): {move.from_replica or '?'} -> "
+          f"{move.to_replica or '?'} in {move.seconds * 1000:.0f} ms, {move.resent} blocks "
+          "sent again", file=sys.stderr)
 
 
 def print_stream_summary(summary: dict, path: str) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import InvalidArgument, NotFound, OutOfRange
 from ..models.spec import ModelSpec
+from .loudness import LOUDNESS
 
 OBJECTIVES = ("activation", "mean", "class", "target_features", "style")
 UPDATES = ("add", "hardcut", "hardcut_add", "target_filter", "flip")
@@ -96,6 +97,8 @@ class DreamParams:
     morph_amount: float = 0.5
     morph_interpolation: str = "linear"
     morph_detail: float = 1.0
+    loudness: str = "rms"
+    ceiling_db: float = 0.0
 
     def validate(self, limits: Limits = DEFAULT_LIMITS) -> "DreamParams":
         """Checks every field that does not depend on the model. Returns self."""
@@ -105,6 +108,8 @@ class DreamParams:
         _choice("grad_norm", self.grad_norm, GRAD_NORMS)
         _choice("output_format", self.output_format, OUTPUT_FORMATS)
         _choice("output", self.output, OUTPUTS)
+        _choice("loudness", self.loudness, LOUDNESS)
+        _range("ceiling_db", self.ceiling_db, -60.0, 0.0)
         _range("iterations", self.iterations, 0, limits.max_iterations)
         _range("step_size", self.step_size, 0.0, 10.0)
         _range("follow_input", self.follow_input, 0.0, 2.0)

@@ -21,8 +21,9 @@
 
    Only the change passes through the resamplers, so 0 iterations return the
    input bit for bit and content above the model's Nyquist is kept.
-6. peak-normalise the output if it exceeds 1 (the gain is reported): the one
-   place the result is bounded.
+6. bring the output to its level with one gain (`loudness.py`: the input's
+   loudness by default, then the peak bound `ceiling_db`; the gain is reported):
+   the one place the result is scaled and bounded.
 
 The engine knows nothing of gRPC: it raises `audiodream_server.errors` types.
 """
@@ -45,6 +46,7 @@ from . import melspace, windows
 from .ascent import ABSOLUTE, Group, references, step
 from .features import Features, features
 from .initial import initial_signal
+from .loudness import apply_loudness
 from .params import DreamParams, Limits, DEFAULT_LIMITS
 from .resample import resample
 
@@ -63,9 +65,9 @@ class DreamResult:
     """A dreamed sound and what was measured on the way.
 
     Attributes:
-        audio: `[C, T]`, same shape and rate as the input, peak <= 1.
+        audio: `[C, T]`, same shape and rate as the input, peak <= the ceiling.
         loss: objective per iteration (per octave, coarsest first), mean over items.
-        output_gain: gain applied to bring the peak to <= 1 (1.0 = none).
+        output_gain: the one gain applied (loudness and peak bound; 1.0 = none).
         windows: model windows per channel.
         params: the parameters in force, defaults filled in.
     """
@@ -149,9 +151,9 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
     if not math.isfinite(peak):  # the one bound also catches a dream that diverged
         raise OutOfRange("the dream diverged (NaN or infinite samples); try a smaller "
                          "step_size, fewer iterations or longer audio")
-    gain = 1.0 / peak if peak > 1.0 else 1.0
-    if gain != 1.0:
-        out = out * np.float32(gain)
+    # The change alone has no level of the input's to keep: it is only bounded.
+    mode = "off" if params.output == "change" else params.loudness
+    out, gain = apply_loudness(out, audio, mode, params.ceiling_db)
     dream_seconds = time.perf_counter() - t_dream
     return DreamResult(
         audio=out.astype(np.float32, copy=False), sample_rate=sample_rate, loss=ascent.losses,

@@ -10,6 +10,7 @@ concurrent use safe.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -64,47 +65,117 @@ class ModelRegistry:
     def names(self) -> list[str]:
         return list(self._factories)
 
-    def load(self, device: torch.device, names: Iterable[str] | None = None) -> "ResidentModels":
-        loaded: dict[str, LoadedModel] = {}
-        failed: dict[str, str] = dict(self._failed) if names is None else {}
-        for name in names if names is not None else self._factories:
+    def load(self, device: torch.device, names: Iterable[str] | None = None,
+             lazy: Iterable[str] = ()) -> "ResidentModels":
+        """Builds the resident set.
+
+        Args:
+            names: the models to serve (None = every registered one); an unknown
+                name raises NotFound listing the registered ones.
+            lazy: models built on first use instead of now (heavy ones: a
+                server starts faster and holds less memory until they are
+                asked for). Unknown names here are ignored: a lazy default list
+                may name models that are not installed.
+        """
+        chosen = list(names) if names is not None else list(self._factories)
+        for name in chosen:
             if name not in self._factories:
                 raise NotFound(f"unknown model {name!r}; registered: {', '.join(self._factories)}")
+        lazy = set(lazy)
+        failed: dict[str, str] = dict(self._failed) if names is None else {}
+        loaded: dict[str, LoadedModel] = {}
+        pending: dict[str, Factory] = {}
+        for name in chosen:
+            if name in lazy:
+                pending[name] = self._factories[name]
+                continue
             try:
-                module = self._factories[name]()
-                check_declaration(module)
-                module.eval().requires_grad_(False).to(device)
-                loaded[name] = LoadedModel(module, device)
-                log.info("loaded model %s on %s", name, device)
+                loaded[name] = build(name, self._factories[name], device)
             except Exception as exc:  # a broken model must not take the server down
                 log.error("model %s failed to load: %s", name, exc)
                 failed[name] = str(exc)
-        default = self.default if self.default in loaded else next(iter(loaded), "")
-        return ResidentModels(loaded, default, failed)
+        default = self.default if self.default in loaded or self.default in pending else \
+            next(iter(loaded), next(iter(pending), ""))
+        return ResidentModels(loaded, default, failed, pending, device)
+
+
+def build(name: str, factory: Factory, device: torch.device) -> LoadedModel:
+    """Builds one model, checks its declaration, freezes it on `device`."""
+    module = factory()
+    check_declaration(module)
+    module.eval().requires_grad_(False).to(device)
+    log.info("loaded model %s on %s", name, device)
+    return LoadedModel(module, device)
 
 
 class ResidentModels:
-    """The models a server holds, by name."""
+    """The models a server holds, by name; `pending` ones are built on first use.
+
+    Iterating gives the models built so far; `get` builds a pending model once
+    (other callers of the same model wait for it; the rest are not held up).
+    """
 
     def __init__(self, models: dict[str, LoadedModel], default: str,
-                 failed: dict[str, str] | None = None):
+                 failed: dict[str, str] | None = None,
+                 pending: dict[str, Factory] | None = None,
+                 device: torch.device | None = None):
         self._models = models
         self.default = default
         self.failed = failed or {}
+        self._pending = dict(pending or {})
+        self._device = device or torch.device("cpu")
+        self._locks = {name: threading.Lock() for name in self._pending}
+
+    @property
+    def pending(self) -> list[str]:
+        """Models not built yet: they load on first use."""
+        return [name for name in self._pending
+                if name not in self._models and name not in self.failed]
+
+    def is_ready(self, name: str = "") -> bool:
+        """True when `get(name)` returns without building anything."""
+        return (name or self.default) not in self.pending
 
     def get(self, name: str = "") -> LoadedModel:
         name = name or self.default
         if name in self._models:
             return self._models[name]
+        if name in self._pending and name not in self.failed:
+            return self._build(name)
         if name in self.failed:
             raise FailedPrecondition(f"model {name!r} failed to load: {self.failed[name]}")
-        raise NotFound(f"unknown model {name!r}; available: {', '.join(self._models) or 'none'}")
+        available = [*self._models, *self.pending]
+        raise NotFound(f"unknown model {name!r}; available: {', '.join(available) or 'none'}")
+
+    def load_all(self) -> "ResidentModels":
+        """Builds every pending model now (a failure is recorded, not raised)."""
+        for name in self.pending:
+            try:
+                self.get(name)
+            except FailedPrecondition:
+                pass
+        return self
+
+    def _build(self, name: str) -> LoadedModel:
+        with self._locks[name]:
+            if name in self._models:
+                return self._models[name]
+            if name in self.failed:
+                raise FailedPrecondition(f"model {name!r} failed to load: {self.failed[name]}")
+            try:
+                model = build(name, self._pending[name], self._device)
+            except Exception as exc:  # a broken model must not take the server down
+                log.error("model %s failed to load: %s", name, exc)
+                self.failed[name] = str(exc)
+                raise FailedPrecondition(f"model {name!r} failed to load: {exc}") from exc
+            self._models[name] = model
+            return model
 
     def __iter__(self):
-        return iter(self._models.values())
+        return iter(list(self._models.values()))
 
     def __len__(self) -> int:
-        return len(self._models)
+        return len(self._models) + len(self.pending)  # served now or on first use
 
 
 @torch.no_grad()

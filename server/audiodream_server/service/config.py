@@ -42,8 +42,14 @@ class ServerConfig:
         allow_torchscript: load user TorchScript models. An archive is a program
             that runs with the server's rights: enable only for files you trust.
         tls_cert, tls_key: PEM files; when both are set the server speaks TLS only.
+        metrics_port: serve Prometheus metrics over HTTP on this port, on `host`
+            (0 = any free port); -1 = off (the default).
         models_dir: extra model folders, separated by os.pathsep (":"); the
             shipped models and the user folder (`user_models_dir()`) always count.
+        models: the models to serve, comma-separated; "" = every model found.
+        lazy_models: models built on first use rather than at start-up,
+            comma-separated ("" = none): the heavy ones by default (CREPE full,
+            22 M parameters), so a server starts fast and small.
     """
 
     host: str = "127.0.0.1"
@@ -59,12 +65,15 @@ class ServerConfig:
     max_streams: int = 16
     grace_seconds: float = 10.0
     stream_config_seconds: float = 10.0
+    metrics_port: int = -1
     models_dir: str = ""
     token: str = ""
     token_file: str = ""
     allow_torchscript: bool = False
     tls_cert: str = ""
     tls_key: str = ""
+    models: str = ""
+    lazy_models: str = "crepe-full"
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "ServerConfig":
@@ -101,12 +110,25 @@ class ServerConfig:
         return ([user] if user.is_dir() and user not in extra else []) + extra
 
     @property
+    def model_names(self) -> list[str] | None:
+        """The chosen models, or None for all."""
+        return _names(self.models) or None
+
+    @property
+    def lazy_model_names(self) -> list[str]:
+        return _names(self.lazy_models)
+
+    @property
     def limits(self) -> Limits:
         return Limits(max_iterations=self.max_iterations, max_seconds=self.max_seconds)
 
     @property
     def max_message_bytes(self) -> int:
         return self.max_message_mb * 1024 * 1024
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _parse_bool(raw: str) -> bool:

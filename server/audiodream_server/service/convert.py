@@ -19,13 +19,14 @@ from ..stream.settings import StreamSettings
 _DEFAULTS = DreamParams()
 # Choice fields: an empty string means "the default".
 _CHOICES = ("objective", "update", "init", "grad_norm", "output_format", "phase", "output",
-            "morph_interpolation")
+            "morph_interpolation", "loudness")
 # Scalars with presence: unset means "the default".
 _OPTIONALS = ("iterations", "step_size", "seed", "init_frequency_hz", "init_gain",
               "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient",
               "smoothing_kernel", "mix", "class_index", "window_overlap", "threshold",
               "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale",
-              "gl_iters", "follow_input", "morph_amount", "morph_detail")
+              "gl_iters", "follow_input", "morph_amount", "morph_detail",
+              "ceiling_db")
 
 
 def params_from_proto(msg: pb.DreamParams, base: DreamParams = _DEFAULTS) -> DreamParams:
@@ -67,7 +68,8 @@ def params_to_proto(params: DreamParams) -> pb.DreamParams:
         octave_scale=params.octave_scale, phase=params.phase, gl_iters=params.gl_iters,
         follow_input=params.follow_input, output=params.output,
         morph_amount=params.morph_amount, morph_interpolation=params.morph_interpolation,
-        morph_detail=params.morph_detail)
+        morph_detail=params.morph_detail, loudness=params.loudness,
+        ceiling_db=params.ceiling_db)
     if params.class_index is not None:
         msg.class_index = params.class_index
     for sel in params.layers:

@@ -9,7 +9,7 @@ from audiodream.v1 import audiodream_pb2 as pb
 
 from ..engine.morph import MorphParams, MorphResult, is_morph_model, morph
 from ..engine.params import Limits
-from ..errors import FailedPrecondition, ResourceExhausted
+from ..errors import Busy, FailedPrecondition, Unavailable
 from ..models.registry import LoadedModel, ResidentModels
 from . import budget, convert
 
@@ -41,10 +41,19 @@ def params_to_proto(params: MorphParams) -> pb.MorphParams:
 
 
 def morph_model(models: ResidentModels, name: str) -> LoadedModel:
-    """The named model, or the first autoencoder when no name is given."""
+    """The named model, or the first autoencoder when no name is given (models
+    not built yet are built in turn until one is found: the shipped autoencoder
+    comes first)."""
     if name:
         return models.get(name)
     for model in models:
+        if is_morph_model(model):
+            return model
+    for pending in getattr(models, "pending", ()):
+        try:
+            model = models.get(pending)
+        except FailedPrecondition:
+            continue
         if is_morph_model(model):
             return model
     raise FailedPrecondition("this server holds no autoencoder model to morph with; "
@@ -80,9 +89,11 @@ async def serve(servicer, request: pb.MorphRequest) -> pb.MorphResponse:
         model = morph_model(servicer.models, params.model)
         return a, rate_a, b, rate_b, params, model
 
+    if servicer.streams.draining:
+        raise Unavailable("this server is shutting down; send the morph to another replica")
     if servicer.gate.waiting >= servicer.gate.max_waiting:
-        raise ResourceExhausted(f"server busy: {servicer.gate.waiting} requests already "
-                                "waiting; try again later")
+        raise Busy(f"server busy: {servicer.gate.waiting} requests already waiting; "
+                   "try again later", "queue_full")
     a, rate_a, b, rate_b, params, model = await loop.run_in_executor(servicer.pools.prepare,
                                                                      prepare)
     prepared = time.perf_counter()

@@ -31,7 +31,7 @@ class LayerSelection(_message.Message):
     def __init__(self, name: _Optional[str] = ..., channels: _Optional[_Iterable[int]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class DreamParams(_message.Message):
-    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters", "follow_input", "output", "morph_amount", "morph_interpolation", "morph_detail")
+    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters", "follow_input", "output", "morph_amount", "morph_interpolation", "morph_detail", "loudness", "ceiling_db")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,8 @@ class DreamParams(_message.Message):
     MORPH_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     MORPH_INTERPOLATION_FIELD_NUMBER: _ClassVar[int]
     MORPH_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    LOUDNESS_FIELD_NUMBER: _ClassVar[int]
+    CEILING_DB_FIELD_NUMBER: _ClassVar[int]
     model: str
     layers: _containers.RepeatedCompositeFieldContainer[LayerSelection]
     objective: str
@@ -104,7 +106,9 @@ class DreamParams(_message.Message):
     morph_amount: float
     morph_interpolation: str
     morph_detail: float
-    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., follow_input: _Optional[float] = ..., output: _Optional[str] = ..., morph_amount: _Optional[float] = ..., morph_interpolation: _Optional[str] = ..., morph_detail: _Optional[float] = ...) -> None: ...
+    loudness: str
+    ceiling_db: float
+    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., follow_input: _Optional[float] = ..., output: _Optional[str] = ..., morph_amount: _Optional[float] = ..., morph_interpolation: _Optional[str] = ..., morph_detail: _Optional[float] = ..., loudness: _Optional[str] = ..., ceiling_db: _Optional[float] = ...) -> None: ...
 
 class DreamRequest(_message.Message):
     __slots__ = ("audio", "params", "target")
@@ -141,7 +145,7 @@ class Timing(_message.Message):
     def __init__(self, queue_seconds: _Optional[float] = ..., prepare_seconds: _Optional[float] = ..., dream_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ...) -> None: ...
 
 class DreamResponse(_message.Message):
-    __slots__ = ("audio", "loss", "input_features", "output_features", "timing", "output_gain", "model", "model_sample_rate", "windows", "params")
+    __slots__ = ("audio", "loss", "input_features", "output_features", "timing", "output_gain", "model", "model_sample_rate", "windows", "params", "replica")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
     INPUT_FEATURES_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +156,7 @@ class DreamResponse(_message.Message):
     MODEL_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     audio: Audio
     loss: _containers.RepeatedScalarFieldContainer[float]
     input_features: Features
@@ -162,21 +167,24 @@ class DreamResponse(_message.Message):
     model_sample_rate: int
     windows: int
     params: DreamParams
-    def __init__(self, audio: _Optional[_Union[Audio, _Mapping]] = ..., loss: _Optional[_Iterable[float]] = ..., input_features: _Optional[_Union[Features, _Mapping]] = ..., output_features: _Optional[_Union[Features, _Mapping]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., output_gain: _Optional[float] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ..., windows: _Optional[int] = ..., params: _Optional[_Union[DreamParams, _Mapping]] = ...) -> None: ...
+    replica: str
+    def __init__(self, audio: _Optional[_Union[Audio, _Mapping]] = ..., loss: _Optional[_Iterable[float]] = ..., input_features: _Optional[_Union[Features, _Mapping]] = ..., output_features: _Optional[_Union[Features, _Mapping]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., output_gain: _Optional[float] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ..., windows: _Optional[int] = ..., params: _Optional[_Union[DreamParams, _Mapping]] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class DreamProgressUpdate(_message.Message):
-    __slots__ = ("stage", "iteration", "iterations", "loss", "elapsed_seconds")
+    __slots__ = ("stage", "iteration", "iterations", "loss", "elapsed_seconds", "replica")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     ITERATION_FIELD_NUMBER: _ClassVar[int]
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     stage: str
     iteration: int
     iterations: int
     loss: float
     elapsed_seconds: float
-    def __init__(self, stage: _Optional[str] = ..., iteration: _Optional[int] = ..., iterations: _Optional[int] = ..., loss: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ...) -> None: ...
+    replica: str
+    def __init__(self, stage: _Optional[str] = ..., iteration: _Optional[int] = ..., iterations: _Optional[int] = ..., loss: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class DreamEvent(_message.Message):
     __slots__ = ("progress", "result")
@@ -191,7 +199,7 @@ class ListModelsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "sample_rate", "fixed_input_samples", "description", "device", "num_classes", "trained", "default_layer", "domain", "parameters", "error")
+    __slots__ = ("name", "sample_rate", "fixed_input_samples", "description", "device", "num_classes", "trained", "default_layer", "domain", "parameters", "error", "pending")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     FIXED_INPUT_SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +211,7 @@ class ModelInfo(_message.Message):
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
     name: str
     sample_rate: int
     fixed_input_samples: int
@@ -214,7 +223,8 @@ class ModelInfo(_message.Message):
     domain: str
     parameters: int
     error: str
-    def __init__(self, name: _Optional[str] = ..., sample_rate: _Optional[int] = ..., fixed_input_samples: _Optional[int] = ..., description: _Optional[str] = ..., device: _Optional[str] = ..., num_classes: _Optional[int] = ..., trained: _Optional[bool] = ..., default_layer: _Optional[str] = ..., domain: _Optional[str] = ..., parameters: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    pending: bool
+    def __init__(self, name: _Optional[str] = ..., sample_rate: _Optional[int] = ..., fixed_input_samples: _Optional[int] = ..., description: _Optional[str] = ..., device: _Optional[str] = ..., num_classes: _Optional[int] = ..., trained: _Optional[bool] = ..., default_layer: _Optional[str] = ..., domain: _Optional[str] = ..., parameters: _Optional[int] = ..., error: _Optional[str] = ..., pending: _Optional[bool] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models", "default_model")
@@ -313,16 +323,18 @@ class StreamRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., control: _Optional[_Union[Control, _Mapping]] = ...) -> None: ...
 
 class StreamReady(_message.Message):
-    __slots__ = ("config", "latency_samples", "model", "model_sample_rate")
+    __slots__ = ("config", "latency_samples", "model", "model_sample_rate", "replica")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     LATENCY_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     config: StreamConfig
     latency_samples: int
     model: str
     model_sample_rate: int
-    def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., latency_samples: _Optional[int] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ...) -> None: ...
+    replica: str
+    def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., latency_samples: _Optional[int] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class StreamStats(_message.Message):
     __slots__ = ("blocks", "mean_block_seconds", "max_block_seconds", "real_time_factor", "late_blocks", "iterations_run")
