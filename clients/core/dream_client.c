@@ -173,6 +173,8 @@ void dc_params_merge(dc_params *dst, const dc_params *src)
         memcpy(dst->update, src->update, sizeof(dst->update));
     if (src->set & DC_SET_WINDOW)
         dst->window = src->window;
+    if (src->set & DC_SET_MORPH)
+        dst->morph_amount = src->morph_amount;
     dst->set |= src->set;
 }
 
@@ -234,6 +236,8 @@ static void params_to_pb(pb_params *out, const dc_params *p)
         out->msg.objective = (char *)p->objective;
     if ((p->set & DC_SET_UPDATE) && p->update[0])
         out->msg.update = (char *)p->update;
+    if (p->set & DC_SET_MORPH)
+        PB_SET(out->msg, morph_amount, MORPH_AMOUNT, p->morph_amount);
 }
 
 /* ---- the stream ----------------------------------------------------------- */

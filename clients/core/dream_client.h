@@ -47,7 +47,8 @@ enum {
     DC_SET_SEED = 1 << 9,
     DC_SET_OBJECTIVE = 1 << 10,
     DC_SET_UPDATE = 1 << 11,
-    DC_SET_WINDOW = 1 << 12
+    DC_SET_WINDOW = 1 << 12,
+    DC_SET_MORPH = 1 << 13
 };
 
 /* The dream parameters a host changes live (a subset of DreamParams). */
@@ -62,11 +63,12 @@ typedef struct dc_params {
     int time_jitter;             /* model samples, >= 0 */
     float lowpass_hz;            /* 0 = off */
     float smoothing;             /* cascade Gaussian coefficient, 0..10 */
-    char mode[16];               /* "process" or "generate" */
+    char mode[16];               /* "process", "generate" or "morph" */
     uint64_t seed;
     char objective[24];          /* "activation", "mean", "style", ... */
     char update[24];             /* "add", "hardcut", "target_filter", ... */
     unsigned window;             /* context frames per block, 0 = the model's (opens only) */
+    float morph_amount;          /* morph mode: 0 = the input .. 1 = the target's code */
 } dc_params;
 
 /* Copies the fields set in `src` over `dst` (a control applied to a config). */

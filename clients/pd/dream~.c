@@ -245,13 +245,25 @@ static void dream_update(t_dream *x, t_symbol *name)
 static void dream_mode(t_dream *x, t_symbol *mode)
 {
     dc_params p;
-    if (strcmp(mode->s_name, "process") && strcmp(mode->s_name, "generate")) {
-        pd_error(x, "dream~: mode %s: use process or generate", mode->s_name);
+    if (strcmp(mode->s_name, "process") && strcmp(mode->s_name, "generate")
+        && strcmp(mode->s_name, "morph")) {
+        pd_error(x, "dream~: mode %s: use process, generate or morph", mode->s_name);
         return;
     }
     memset(&p, 0, sizeof(p));
     snprintf(p.mode, sizeof(p.mode), "%s", mode->s_name);
     p.set = DC_SET_MODE;
+    dw_change(x->x_w, &p);
+}
+
+/* `morph AMOUNT`: in morph mode (an autoencoder model and a target), how far
+ * the input moves toward the target's code, 0..1. */
+static void dream_morph(t_dream *x, t_floatarg f)
+{
+    dc_params p;
+    memset(&p, 0, sizeof(p));
+    p.morph_amount = clampf("morph", f, 0, 1);
+    p.set = DC_SET_MORPH;
     dw_change(x->x_w, &p);
 }
 
@@ -613,6 +625,7 @@ void dream_tilde_setup(void)
     class_addmethod(dream_class, (t_method)dream_smoothing, gensym("smoothing"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_seed, gensym("seed"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_mode, gensym("mode"), A_SYMBOL, 0);
+    class_addmethod(dream_class, (t_method)dream_morph, gensym("morph"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_target, gensym("target"), A_SYMBOL, 0);
     class_addmethod(dream_class, (t_method)dream_objective, gensym("objective"), A_SYMBOL, 0);
     class_addmethod(dream_class, (t_method)dream_window, gensym("window"), A_FLOAT, 0);

@@ -226,12 +226,18 @@ static void apply_cmd(World *world, DreamCmd *c)
         p.set = objective ? DC_SET_OBJECTIVE : DC_SET_UPDATE;
         dw_change(w, &p);
     } else if (!strcmp(c->name, "mode")) {
-        if (strcmp(c->text, "process") && strcmp(c->text, "generate")) {
-            Print("ERROR: Dream: mode %s: use process or generate\n", c->text);
+        if (strcmp(c->text, "process") && strcmp(c->text, "generate")
+            && strcmp(c->text, "morph")) {
+            Print("ERROR: Dream: mode %s: use process, generate or morph\n", c->text);
             return;
         }
-        memcpy(p.mode, c->text, strlen(c->text) + 1);   /* one of the two names */
+        memcpy(p.mode, c->text, strlen(c->text) + 1);   /* one of the three names */
         p.set = DC_SET_MODE;
+        dw_change(w, &p);
+    } else if (!strcmp(c->name, "morph")) {
+        float amount = (float)atof(c->text);
+        p.morph_amount = !(amount >= 0) ? 0 : amount > 1 ? 1 : amount;   /* NaN -> 0 */
+        p.set = DC_SET_MORPH;
         dw_change(w, &p);
     } else if (!strcmp(c->name, "window")) {
         dw_set_window(w, (unsigned)atoi(c->text));
@@ -326,6 +332,7 @@ DREAM_CMD(layers)
 DREAM_CMD(objective)
 DREAM_CMD(update)
 DREAM_CMD(mode)
+DREAM_CMD(morph)
 DREAM_CMD(window)
 DREAM_CMD(target)
 DREAM_CMD(reset)
@@ -505,6 +512,7 @@ PluginLoad(Dream)
     DefineUnitCmd("Dream", "objective", Dream_cmd_objective);
     DefineUnitCmd("Dream", "update", Dream_cmd_update);
     DefineUnitCmd("Dream", "mode", Dream_cmd_mode);
+    DefineUnitCmd("Dream", "morph", Dream_cmd_morph);
     DefineUnitCmd("Dream", "window", Dream_cmd_window);
     DefineUnitCmd("Dream", "target", Dream_cmd_target);
     DefineUnitCmd("Dream", "reset", Dream_cmd_reset);

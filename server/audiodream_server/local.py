@@ -1,8 +1,8 @@
 """`LocalClient`: the client interface, served by an in-process engine (no network).
 
-`audiodream dream --local` uses it. Requests go through the same protobuf
-conversion and validation as on the server, so local and remote dreams of the
-same request are identical.
+`audiodream dream --local` and `audiodream morph --local` use it. Requests go
+through the same protobuf conversion and validation as on the server, so local
+and remote dreams (and morphs) of the same request are identical.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from audiodream.client import Client, Progress, ServerError, layers_of, model_in
 from audiodream.v1 import audiodream_pb2 as pb
 
 from . import runtime
+from .engine.morph import morph
 from .engine.params import Limits, DEFAULT_LIMITS
 from .engine.pipeline import dream
 from .models.catalog import build_registry
 from .models.registry import ModelRegistry
 from .service.config import ServerConfig
-from .service import convert, status
+from .service import convert, morphing, status
 
 
 class LocalClient(Client):
@@ -58,6 +59,20 @@ class LocalClient(Client):
                            target=inputs.target, target_rate=inputs.target_rate,
                            limits=self.limits, progress=on_step)
             response = convert.result_to_proto(result, model)
+            response.timing.total_seconds = time.perf_counter() - start
+            return response
+
+        return self._guard(run)
+
+    def _morph(self, request: pb.MorphRequest) -> pb.MorphResponse:
+        def run():
+            start = time.perf_counter()
+            params = morphing.params_from_proto(request.params).validate()
+            a, rate_a = convert.audio_from_proto(request.a, self.limits, "sound A")
+            b, rate_b = convert.audio_from_proto(request.b, self.limits, "sound B")
+            model = morphing.morph_model(self._models, params.model)
+            result = morph(a, rate_a, b, rate_b, model, params, self.limits)
+            response = morphing.result_to_proto(result, model)
             response.timing.total_seconds = time.perf_counter() - start
             return response
 

@@ -232,6 +232,54 @@ function Client:dream_progress(request, progress, options)
   end
 end
 
+-- The MorphParams fields morph{} takes.
+local MORPH_FIELDS = {}
+for _, row in ipairs(require("audiodream.schema").MorphParams) do MORPH_FIELDS[row[2]] = true end
+
+local function morph_request(args)
+  local function sound(spec, what)
+    if type(spec) ~= "table" then error(what .. " must be a table: {audio =, sample_rate =} "
+      .. "or {encoded =}", 0) end
+    return params.audio_spec(spec)
+  end
+  local request = {a = sound(args.a, "a"), b = sound(args.b, "b"), params = {}}
+  for key, value in pairs(args) do
+    if MORPH_FIELDS[key] then
+      request.params[key] = value
+    elseif key ~= "a" and key ~= "b" and key ~= "timeout" then
+      error(("unknown morph parameter %q"):format(tostring(key)), 0)
+    end
+  end
+  return request
+end
+
+--- Morphs sound A toward sound B through an autoencoder model. Arguments (a table):
+---   a, b         {audio = samples, sample_rate = , channels = } or {encoded = file bytes}
+---   amount       0 = A .. 1 = B [0.5]; or curve = {0, 1} (amounts over time),
+---                or group_amounts = {...} (per latent channel group)
+---   model, interpolation ("linear", "spherical"), phase ("blend", "griffinlim"),
+---   gl_iters, detail (0..1), output_format; timeout (seconds)
+--- Returns {audio = samples, pcm, sample_rate, channels, frames, amounts,
+--- latent_frames, latent_frame_rate, latent_size, a_features, b_features,
+--- output_features, output_gain, model, timing, params}.
+function Client:morph(args)
+  local request, err = checked(morph_request, args)
+  if not request then return nil, err end
+  local r
+  r, err = self:on_any_replica(function()
+    return self:unary("Morph", "MorphRequest", request, "MorphResponse",
+      {timeout = args.timeout})
+  end)
+  if not r then return nil, err end
+  local result = dream_result(r)
+  result.loss, result.windows, result.model_sample_rate = nil, nil, nil
+  result.input_features = nil
+  result.a_features, result.b_features = r.a_features, r.b_features
+  result.amounts, result.latent_frames = r.amounts, r.latent_frames
+  result.latent_frame_rate, result.latent_size = r.latent_frame_rate, r.latent_size
+  return result
+end
+
 --- Opens a StreamDream call on the current replica (or the next that takes
 --- it); see audiodream.stream.
 function Client:stream(config)

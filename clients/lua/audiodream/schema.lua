@@ -65,6 +65,9 @@ S.DreamParams = {
   {31, "gl_iters", "int32", "optional"},
   {32, "follow_input", "float", "optional"},
   {33, "output", "string"},
+  {50, "morph_amount", "float", "optional"},
+  {51, "morph_interpolation", "string"},
+  {52, "morph_detail", "float", "optional"},
   {80, "loudness", "string"},
   {81, "ceiling_db", "float", "optional"},
 }
@@ -218,6 +221,39 @@ S.StreamResponse = {
   {2, "audio", "AudioChunk", "oneof:msg"},
   {3, "stats", "StreamStats", "oneof:msg"},
   {4, "warning", "StreamWarning", "oneof:msg"},
+}
+
+S.MorphParams = {
+  {1, "model", "string"},
+  {2, "amount", "float", "optional"},
+  {3, "curve", "float", "repeated"},
+  {4, "group_amounts", "float", "repeated"},
+  {5, "interpolation", "string"},
+  {6, "phase", "string"},
+  {7, "gl_iters", "int32", "optional"},
+  {8, "detail", "float", "optional"},
+  {9, "output_format", "string"},
+}
+
+S.MorphRequest = {
+  {1, "a", "Audio"},
+  {2, "b", "Audio"},
+  {3, "params", "MorphParams"},
+}
+
+S.MorphResponse = {
+  {1, "audio", "Audio"},
+  {2, "a_features", "Features"},
+  {3, "b_features", "Features"},
+  {4, "output_features", "Features"},
+  {5, "timing", "Timing"},
+  {6, "output_gain", "float"},
+  {7, "model", "string"},
+  {8, "latent_frames", "uint32"},
+  {9, "latent_frame_rate", "float"},
+  {10, "latent_size", "uint32"},
+  {11, "params", "MorphParams"},
+  {12, "amounts", "float", "repeated"},
 }
 
 return S

@@ -89,6 +89,29 @@ def get_parser() -> argparse.ArgumentParser:
     _add_connection(atlas)
     _add_dream_options(atlas)
 
+    morph = sub.add_parser("morph", help="morph sound A toward sound B (an autoencoder model)")
+    morph.add_argument("a", help="sound A, the start (WAV, FLAC, OGG)")
+    morph.add_argument("b", help="sound B, the end")
+    morph.add_argument("output", help="where to write the morph (A's rate, channels, length)")
+    _add_connection(morph)
+    how = morph.add_mutually_exclusive_group()
+    how.add_argument("--amount", type=float, help="0 = A .. 1 = B, over the whole sound [0.5]")
+    how.add_argument("--curve", type=float, nargs="*", metavar="AMOUNT",
+                     help="amounts at evenly spaced times across the output; alone: 0 1 "
+                          "(A glides to B)")
+    how.add_argument("--groups", metavar="A,A,...",
+                     help="one amount per equal group of latent channels, e.g. 0,1")
+    morph.add_argument("--model", default="", help="autoencoder model [the server's first]")
+    morph.add_argument("--spherical", action="store_true",
+                       help="spherical (slerp) instead of linear interpolation")
+    morph.add_argument("--griffin-lim", action="store_true",
+                       help="resynthesise with Griffin-Lim instead of blending A's and B's phase")
+    morph.add_argument("--gl-iters", type=int, help="Griffin-Lim iterations [32]")
+    morph.add_argument("--detail", type=float,
+                       help="0..1: keep the inputs' fine structure (1) or only the decoder's "
+                            "mel envelope (0) [1]")
+    morph.add_argument("--quiet", action="store_true", help="no summary")
+
     stream = sub.add_parser("stream", help="stream a sound file through StreamDream")
     stream.add_argument("input", help="sound file to stream")
     stream.add_argument("output", help="where to write the dreamed sound (latency removed)")
@@ -330,6 +353,23 @@ def cmd_dream(args) -> int:
     return 0
 
 
+def cmd_morph(args) -> int:
+    from .report import print_morph_summary, write_like
+
+    curve = None if args.curve is None else (args.curve or [0.0, 1.0])
+    groups = [float(v) for v in args.groups.split(",")] if args.groups else ()
+    with _client(args) as client:
+        out = client.morph(args.a, args.b, model=args.model, amount=args.amount,
+                           curve=curve or (), group_amounts=groups,
+                           interpolation="spherical" if args.spherical else "",
+                           phase="griffinlim" if args.griffin_lim else "",
+                           gl_iters=args.gl_iters, detail=args.detail)
+    write_like(args.output, out.audio, out.sample_rate, args.a)
+    if not args.quiet:
+        print_morph_summary(out, args.output)
+    return 0
+
+
 def cmd_atlas(args) -> int:
     from .atlas import build_atlas, print_atlas_summary
 
@@ -395,7 +435,7 @@ def _server_tool(module: str):
 
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "layers": cmd_layers, "dream": cmd_dream,
-            "stream": cmd_stream, "atlas": cmd_atlas,
+            "stream": cmd_stream, "morph": cmd_morph, "atlas": cmd_atlas,
             "data": _server_tool("audiodream_server.datasets.cli"),
             "train": _server_tool("audiodream_server.training.cli"),
             "convert-yamnet": _server_tool("audiodream_server.models.yamnet_convert")}

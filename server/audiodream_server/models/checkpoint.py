@@ -38,7 +38,7 @@ def validate_card(card: dict, source: str = "model card") -> None:
     >>> validate_card({"name": "m", "arch": "model9", "sample_rate": 44100, "classes": ["a"]})
     Traceback (most recent call last):
     ...
-    ValueError: model card: unknown arch 'model9'; known: melcnn, model1, model2
+    ValueError: model card: unknown arch 'model9'; known: autoencoder, melcnn, model1, model2
     """
     if not isinstance(card, dict):
         raise ValueError(f"{source}: expected a JSON object, got {type(card).__name__}")
@@ -54,8 +54,11 @@ def validate_card(card: dict, source: str = "model card") -> None:
         raise ValueError(f"{source}: sample_rate {card['sample_rate']!r} does not match "
                          f"architecture {card['arch']} ({architectures.SAMPLE_RATE} Hz)")
     classes = card["classes"]
-    if (not isinstance(classes, list) or len(classes) < 2
-            or not all(isinstance(c, str) and c for c in classes)):
+    unsupervised = card["arch"] in architectures.UNSUPERVISED
+    if unsupervised and classes != []:
+        raise ValueError(f"{source}: {card['arch']} is not a classifier: classes must be []")
+    if not unsupervised and (not isinstance(classes, list) or len(classes) < 2
+                             or not all(isinstance(c, str) and c for c in classes)):
         raise ValueError(f"{source}: classes must be a list of at least 2 non-empty strings")
     if len(set(classes)) != len(classes):
         raise ValueError(f"{source}: class names must be distinct")

@@ -19,13 +19,14 @@ from ..stream.settings import StreamSettings
 _DEFAULTS = DreamParams()
 # Choice fields: an empty string means "the default".
 _CHOICES = ("objective", "update", "init", "grad_norm", "output_format", "phase", "output",
-            "loudness")
+            "morph_interpolation", "loudness")
 # Scalars with presence: unset means "the default".
 _OPTIONALS = ("iterations", "step_size", "seed", "init_frequency_hz", "init_gain",
               "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient",
               "smoothing_kernel", "mix", "class_index", "window_overlap", "threshold",
               "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale",
-              "gl_iters", "follow_input", "ceiling_db")
+              "gl_iters", "follow_input", "morph_amount", "morph_detail",
+              "ceiling_db")
 
 
 def params_from_proto(msg: pb.DreamParams, base: DreamParams = _DEFAULTS) -> DreamParams:
@@ -65,7 +66,9 @@ def params_to_proto(params: DreamParams) -> pb.DreamParams:
         threshold=params.threshold, power=params.power, n_fft=params.n_fft, hop=params.hop,
         content_weight=params.content_weight, octaves=params.octaves,
         octave_scale=params.octave_scale, phase=params.phase, gl_iters=params.gl_iters,
-        follow_input=params.follow_input, output=params.output, loudness=params.loudness,
+        follow_input=params.follow_input, output=params.output,
+        morph_amount=params.morph_amount, morph_interpolation=params.morph_interpolation,
+        morph_detail=params.morph_detail, loudness=params.loudness,
         ceiling_db=params.ceiling_db)
     if params.class_index is not None:
         msg.class_index = params.class_index

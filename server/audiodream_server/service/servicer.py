@@ -22,7 +22,7 @@ from ..engine.params import Limits, DEFAULT_LIMITS
 from ..engine.pipeline import Progress, dream
 from ..models.registry import ResidentModels
 from ..errors import Busy, Unavailable
-from . import budget, convert, status
+from . import budget, convert, morphing, status
 from ..stream import StreamHub
 from .gate import ComputeGate
 from .metrics import Metrics
@@ -140,6 +140,10 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
                           self.config_seconds, self.metrics, self.replica)
         async for response in call.responses(request_iterator):
             yield response
+
+    @status.unary
+    async def Morph(self, request, context):
+        return await morphing.serve(self, request)
 
     async def _dream(self, request, progress=None) -> pb.DreamResponse:
         start = time.perf_counter()

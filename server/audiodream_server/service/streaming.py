@@ -24,7 +24,8 @@ import torch
 from audiodream.v1 import audiodream_pb2 as pb
 
 from ..engine.params import DreamParams, Limits
-from ..errors import DeadlineExceeded, DreamError, InvalidArgument, OutOfRange
+from ..errors import (DeadlineExceeded, DreamError, FailedPrecondition, InvalidArgument,
+                      OutOfRange)
 from ..models.registry import ResidentModels
 from ..stream import STREAM_DEFAULTS, StreamHub, StreamSession, StreamSettings
 from ..stream.settings import MODES
@@ -155,12 +156,19 @@ class StreamCall:
             if control.HasField("target"):
                 session.set_target(*convert.audio_from_proto(control.target, self.limits,
                                                              "target"))
-            _check_target(session, params)
+            waiting = _morph_waits_for_target(session, control.mode)
+            if not waiting:
+                _check_target(session, params, control.mode)
         except DreamError as exc:
             return session, [warning("invalid_control", f"control ignored: {exc}")]
         session.update(params, control.mode or None)
         if control.reset:
             session.reset()
+        if waiting:
+            # A host may send the mode before its target arrives (a buffer is read
+            # asynchronously): the input passes through until the target comes.
+            return session, [warning("no_target", "morph mode has no target yet: the input "
+                                     "passes through until one arrives")]
         return session, []
 
     # -- audio --------------------------------------------------------------------------
@@ -231,7 +239,22 @@ def _check_short_window(session: StreamSession) -> None:
                          f"context ({exc}); use window 0 (its own window)") from None
 
 
-def _check_target(session: StreamSession, params: DreamParams) -> None:
+def _morph_waits_for_target(session: StreamSession, mode: str) -> bool:
+    """A Control into morph mode on an autoencoder, before any target was sent."""
+    return (mode or session.settings.mode) == "morph" and session.morph_target is None \
+        and callable(getattr(session.model.module, "encode_mel", None))
+
+
+def _check_target(session: StreamSession, params: DreamParams, mode: str = "") -> None:
+    if (mode or session.settings.mode) == "morph":
+        if session.morph_target is None and callable(
+                getattr(session.model.module, "encode_mel", None)):
+            raise InvalidArgument("morph mode needs a target sound: send one in StreamConfig "
+                                  "or Control")
+        if session.morph_target is None:
+            raise FailedPrecondition(f"model {session.model.spec.name!r} cannot morph: "
+                                     "morph mode needs an autoencoder model "
+                                     "(e.g. instruments-ae)")
     if params.needs_target() and session.target is None:
         raise InvalidArgument(f"objective {params.objective!r} with update {params.update!r} "
                               "needs a target sound: send one in StreamConfig or Control")

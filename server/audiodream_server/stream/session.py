@@ -31,6 +31,11 @@ generate mode (free-running, Bisig & Wegner's round-robin excerpt)
     is kept within +-1. `mix` blends the loop
     with the dry input.
 
+morph mode (an autoencoder model and a target; `stream.morphing`)
+    Each block the context is moved toward the target's code by
+    `morph_amount` (no gradient steps); the change (morph - context) is output
+    exactly as process mode's, with the same crossfade and latency.
+
 Only changes and loops pass through the resamplers; the dry path is untouched.
 """
 
@@ -49,9 +54,11 @@ from ..engine.params import DreamParams
 from ..engine.pipeline import match_target
 from ..engine.resample import resample
 from ..models.registry import LoadedModel
+from .morphing import TargetCode, morph_toward
 from .settings import StreamSettings
 
 WRAP = 64  # samples of circular padding when resampling a loop
+MORPH_MARGIN = 4096  # morph mode: frames of context before the frames it outputs
 
 
 @dataclass
@@ -107,6 +114,7 @@ class StreamSession:
         self._clock: float | None = None
         self._blocks = 0
         self.target: torch.Tensor | None = None
+        self.morph_target: TargetCode | None = None  # morph mode's summary of the target
         self.reset()
 
     @property
@@ -142,6 +150,8 @@ class StreamSession:
         matched = match_target(samples, rate, self.settings.channels, self.window_samples,
                                spec.sample_rate)
         self.target = torch.from_numpy(matched).to(self.model.device)
+        if callable(getattr(self.model.module, "encode_mel", None)):
+            self.morph_target = TargetCode(self.model, samples, rate, self.settings.channels)
 
     def update(self, params: DreamParams, mode: str | None = None) -> None:
         """New parameters from a Control; a new seed restarts the random sequence."""
@@ -169,13 +179,16 @@ class StreamSession:
         b = s.block_size
         self._context = np.concatenate([self._context[:, b:], block], axis=1)
         self._change = np.concatenate([self._change[:, b:], np.zeros_like(block)], axis=1)
+        if s.mode == "morph":
+            self._morph_block()
+            return None
         if s.mode == "process":
             return self._process_job(deadline)
         return self._generate_job(deadline)
 
     def finish(self, job: Job | None) -> np.ndarray:
         """Turns the dreamed job into the output block `[C, B]`."""
-        if self.settings.mode == "process":
+        if self.settings.mode in ("process", "morph"):
             out = self._process_output(job)
         else:
             out = self._generate_output(job)
@@ -222,6 +235,24 @@ class StreamSession:
         self._pending = self._change[:, end:end + s.block_size].copy()
         dry = self._context[:, end - s.block_size:end]
         return dry + np.float32(self.params.mix) * blended
+
+    # -- morph mode ---------------------------------------------------------------------
+
+    def _morph_block(self) -> None:
+        """The context's newest part moved toward the target's code; its change replaces
+        the last one. Only the frames the next outputs read, plus MORPH_MARGIN frames of
+        context before them, are morphed (no gradient: nothing needs the whole window)."""
+        p, s = self.params, self.settings
+        self._change = np.zeros_like(self._context)
+        if self.morph_target is None:  # no target yet (a model change drops it): pass through
+            return
+        span = min(s.window, s.delay + s.block_size + MORPH_MARGIN)
+        rate = self.model.spec.sample_rate
+        original = resample(self._context[:, -span:], s.sample_rate, rate)
+        x = torch.from_numpy(original).to(self.model.device)
+        y = morph_toward(self.model, x, self.morph_target, p.morph_amount,
+                         p.morph_interpolation == "spherical", p.morph_detail)
+        self._change[:, -span:] = resample((y - x).cpu().numpy(), rate, s.sample_rate, span)
 
     # -- generate mode ------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ from ..engine.params import DEFAULT_LIMITS, DreamParams, Limits
 from ..errors import InvalidArgument, OutOfRange
 from ..models.spec import ModelSpec
 
-MODES = ("process", "generate")
+MODES = ("process", "generate", "morph")
+MORPH_WINDOW_BLOCKS = 4  # morph mode's default context: no gradient, a short context does
 MIN_BLOCK, MAX_BLOCK = 64, 16384
 MAX_WINDOW_SECONDS = 10.0
 # Streams dream a little per block; 4 iterations per block is the default.
@@ -29,7 +30,8 @@ class StreamSettings:
         window: context dreamed each block (0 = the model's window). Shorter
             contexts cost proportionally less; a fixed-window model must accept
             them (checked when the stream opens).
-        mode: "process" (dream the input) or "generate" (free-running).
+        mode: "process" (dream the input), "generate" (free-running) or "morph"
+            (toward a target's code; its default window is 4 blocks).
         delay: output delay = reported latency (0 = block_size).
         offline: never drop iterations to keep up with real time.
     """
@@ -57,7 +59,9 @@ class StreamSettings:
         else:
             natural = self.sample_rate
             longest = int(MAX_WINDOW_SECONDS * self.sample_rate)
-        window = self.window or natural
+        default = min(natural, MORPH_WINDOW_BLOCKS * self.block_size) \
+            if self.mode == "morph" else natural
+        window = self.window or default
         if not 2 * self.block_size <= window <= longest:
             raise OutOfRange(f"window must be in {2 * self.block_size}..{longest} frames "
                              f"(2 blocks .. the model's window or {MAX_WINDOW_SECONDS:g} s), "

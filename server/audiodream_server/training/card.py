@@ -15,7 +15,7 @@ from .trainer import TrainConfig, TrainResult
 
 
 ARCH_LABELS = {"model1": "Bisig & Wegner model1", "model2": "Bisig & Wegner model2",
-               "melcnn": "mel-spectrogram CNN"}
+               "melcnn": "mel-spectrogram CNN", "autoencoder": "log-mel autoencoder"}
 
 
 def data_recipe(data_dir: Path) -> dict:
@@ -69,6 +69,68 @@ def model_card(result: TrainResult, config: TrainConfig, *, name: str, data_dir:
         "most_confused": [
             {"true": c.true, "predicted": c.predicted, "count": c.count, "of": c.of}
             for c in most_confused(result.test_matrix, result.classes, confusions)],
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def autoencoder_card(result, config: TrainConfig, *, name: str, data_dir: Path,
+                     command: str, description: str = "") -> dict:
+    """A JSON-ready card for the autoencoder: its held-out reconstruction error."""
+    from ..models import autoencoder
+
+    recipe = data_recipe(data_dir)
+    dataset = recipe.get("dataset", Path(data_dir).name)
+    held_out_db = result.db(result.test_mse)
+    if not description:
+        description = (f"log-mel autoencoder trained on {dataset}, held-out reconstruction "
+                       f"error {held_out_db:.1f} dB rms (morphing)")
+    return {
+        "name": name,
+        "arch": config.arch,
+        "sample_rate": architectures.SAMPLE_RATE,
+        "input_samples": architectures.WINDOW,
+        "classes": [],
+        "trained": True,
+        "default_layer": result.model.spec.default_layer,
+        "description": description,
+        "parameters": sum(p.numel() for p in result.model.parameters()),
+        "latent": {
+            "channels": autoencoder.LATENT_CHANNELS,
+            "mel_rows": autoencoder.MELS // autoencoder.MEL_POOL,
+            "values_per_frame": autoencoder.LATENT_CHANNELS * autoencoder.MELS
+            // autoencoder.MEL_POOL,
+            "frame_rate_hz": round(architectures.SAMPLE_RATE
+                                   / (autoencoder.HOP * autoencoder.TIME_POOL), 3),
+            "input": f"log-mel, {autoencoder.MELS} bands, n_fft {autoencoder.N_FFT}, "
+                     f"hop {autoencoder.HOP}",
+        },
+        "data": recipe,
+        "training": {
+            "command": command,
+            "epochs": len(result.history),
+            "batch_size": config.batch_size,
+            "optimizer": f"Adam lr {config.lr:g}",
+            "lr_schedule": f"StepLR step {config.decay_every} epochs, gamma {config.gamma:g}",
+            "loss": "mean squared log-mel error (natural-log power)",
+            "augmentation": "random level 0..-30 dB per clip and epoch",
+            "seed": config.seed,
+            "split": f"stratified by folder and file {1 - config.test_fraction:.0%}/"
+                     f"{config.test_fraction:.0%}",
+            "train_clips": result.train_clips,
+            "test_clips": result.test_clips,
+            "history": result.history,
+        },
+        "reconstruction": {
+            "held_out_mse": round(result.test_mse, 4),
+            "held_out_db_rms": round(held_out_db, 3),
+            "train_db_rms": round(result.db(result.train_mse), 3),
+            "mean_spectrogram_db_rms": round(result.db(result.baseline_mse), 3),
+            "note": "root-mean-square difference of the log-mel spectrograms (dB) between "
+                    "held-out clips and their reconstructions; the mean spectrogram of the "
+                    "training clips is the do-nothing reference",
+        },
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "python": platform.python_version(),

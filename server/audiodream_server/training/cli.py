@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 # Keys of architectures.ARCHITECTURES, listed here so --help needs no torch.
-ARCHES = ("model1", "model2", "melcnn")
+ARCHES = ("model1", "model2", "melcnn", "autoencoder")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,9 @@ def get_parser() -> argparse.ArgumentParser:
         prog="audiodream train",
         description="Train a classifier (Bisig & Wegner Model1/Model2 on the waveform, or a "
                     "mel-spectrogram CNN) on a "
-                    "folder-per-class data set of 1 s, 44.1 kHz clips.")
+                    "folder-per-class data set of 1 s, 44.1 kHz clips, or the log-mel "
+                    "autoencoder used for morphing (`--arch autoencoder`, any folder of "
+                    "sub-folders of sounds).")
     parser.add_argument("data_dir", help="data set root: one sub-folder of audio files per class")
     parser.add_argument("--arch", required=True, choices=ARCHES, help="architecture")
     parser.add_argument("--out", required=True, metavar="MODELS_DIR/NAME",
@@ -81,6 +83,8 @@ def main(argv: list[str]) -> int:
     config = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, step_size=args.step_size, gamma=args.gamma, seed=args.seed,
                          test_fraction=args.test_fraction)
+    if args.arch == "autoencoder":
+        return _train_autoencoder(args, argv, config, state_path, out)
     try:
         config.validate()
         clips = load_clips(Path(args.data_dir), architectures.SAMPLE_RATE,
@@ -103,6 +107,38 @@ def main(argv: list[str]) -> int:
         print("most confused (true -> predicted: count of held-out clips of the true class):")
         for pair in pairs:
             print(f"  {pair}")
+    print(f"wrote {weights} and {card_path}")
+    return 0
+
+
+def _train_autoencoder(args, argv, config, state_path: Path, out: Path) -> int:
+    """The autoencoder's run: reconstruction, not classes; its card states the error."""
+    import torch
+
+    from .autoencoder import train_autoencoder
+    from .card import autoencoder_card
+    from .data import load_clips
+    from ..models import architectures
+    from ..models.checkpoint import save_model
+
+    try:
+        config.validate()
+        clips = load_clips(Path(args.data_dir), architectures.SAMPLE_RATE,
+                           architectures.WINDOW)
+        print(f"{len(clips)} clips from {args.data_dir}; {torch.get_num_threads()} torch threads")
+        result = train_autoencoder(config, clips, state_path, resume=args.resume,
+                                   show_progress=not args.quiet)
+    except (ValueError, OSError) as exc:
+        print(f"audiodream train: {exc}", file=sys.stderr)
+        return 2
+    card = autoencoder_card(result, config, name=out.name, data_dir=Path(args.data_dir),
+                            command="audiodream train " + shlex.join(argv),
+                            description=args.description)
+    weights, card_path = save_model(result.model, card, out)
+    print(f"held-out reconstruction error {result.test_mse:.3f} (log-mel mse; "
+          f"{result.db(result.test_mse):.2f} dB rms) on {result.test_clips} clips; "
+          f"training set {result.db(result.train_mse):.2f} dB; the training set's mean "
+          f"spectrogram scores {result.db(result.baseline_mse):.2f} dB")
     print(f"wrote {weights} and {card_path}")
     return 0
 

@@ -31,7 +31,7 @@ class LayerSelection(_message.Message):
     def __init__(self, name: _Optional[str] = ..., channels: _Optional[_Iterable[int]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class DreamParams(_message.Message):
-    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters", "follow_input", "output", "loudness", "ceiling_db")
+    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters", "follow_input", "output", "morph_amount", "morph_interpolation", "morph_detail", "loudness", "ceiling_db")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,9 @@ class DreamParams(_message.Message):
     GL_ITERS_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_INPUT_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    MORPH_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    MORPH_INTERPOLATION_FIELD_NUMBER: _ClassVar[int]
+    MORPH_DETAIL_FIELD_NUMBER: _ClassVar[int]
     LOUDNESS_FIELD_NUMBER: _ClassVar[int]
     CEILING_DB_FIELD_NUMBER: _ClassVar[int]
     model: str
@@ -100,9 +103,12 @@ class DreamParams(_message.Message):
     gl_iters: int
     follow_input: float
     output: str
+    morph_amount: float
+    morph_interpolation: str
+    morph_detail: float
     loudness: str
     ceiling_db: float
-    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., follow_input: _Optional[float] = ..., output: _Optional[str] = ..., loudness: _Optional[str] = ..., ceiling_db: _Optional[float] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., follow_input: _Optional[float] = ..., output: _Optional[str] = ..., morph_amount: _Optional[float] = ..., morph_interpolation: _Optional[str] = ..., morph_detail: _Optional[float] = ..., loudness: _Optional[str] = ..., ceiling_db: _Optional[float] = ...) -> None: ...
 
 class DreamRequest(_message.Message):
     __slots__ = ("audio", "params", "target")
@@ -367,3 +373,63 @@ class StreamResponse(_message.Message):
     stats: StreamStats
     warning: StreamWarning
     def __init__(self, ready: _Optional[_Union[StreamReady, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., stats: _Optional[_Union[StreamStats, _Mapping]] = ..., warning: _Optional[_Union[StreamWarning, _Mapping]] = ...) -> None: ...
+
+class MorphParams(_message.Message):
+    __slots__ = ("model", "amount", "curve", "group_amounts", "interpolation", "phase", "gl_iters", "detail", "output_format")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CURVE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_AMOUNTS_FIELD_NUMBER: _ClassVar[int]
+    INTERPOLATION_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    GL_ITERS_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    amount: float
+    curve: _containers.RepeatedScalarFieldContainer[float]
+    group_amounts: _containers.RepeatedScalarFieldContainer[float]
+    interpolation: str
+    phase: str
+    gl_iters: int
+    detail: float
+    output_format: str
+    def __init__(self, model: _Optional[str] = ..., amount: _Optional[float] = ..., curve: _Optional[_Iterable[float]] = ..., group_amounts: _Optional[_Iterable[float]] = ..., interpolation: _Optional[str] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., detail: _Optional[float] = ..., output_format: _Optional[str] = ...) -> None: ...
+
+class MorphRequest(_message.Message):
+    __slots__ = ("a", "b", "params")
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    a: Audio
+    b: Audio
+    params: MorphParams
+    def __init__(self, a: _Optional[_Union[Audio, _Mapping]] = ..., b: _Optional[_Union[Audio, _Mapping]] = ..., params: _Optional[_Union[MorphParams, _Mapping]] = ...) -> None: ...
+
+class MorphResponse(_message.Message):
+    __slots__ = ("audio", "a_features", "b_features", "output_features", "timing", "output_gain", "model", "latent_frames", "latent_frame_rate", "latent_size", "params", "amounts")
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    A_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    B_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_GAIN_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LATENT_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    LATENT_FRAME_RATE_FIELD_NUMBER: _ClassVar[int]
+    LATENT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    AMOUNTS_FIELD_NUMBER: _ClassVar[int]
+    audio: Audio
+    a_features: Features
+    b_features: Features
+    output_features: Features
+    timing: Timing
+    output_gain: float
+    model: str
+    latent_frames: int
+    latent_frame_rate: float
+    latent_size: int
+    params: MorphParams
+    amounts: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, audio: _Optional[_Union[Audio, _Mapping]] = ..., a_features: _Optional[_Union[Features, _Mapping]] = ..., b_features: _Optional[_Union[Features, _Mapping]] = ..., output_features: _Optional[_Union[Features, _Mapping]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., output_gain: _Optional[float] = ..., model: _Optional[str] = ..., latent_frames: _Optional[int] = ..., latent_frame_rate: _Optional[float] = ..., latent_size: _Optional[int] = ..., params: _Optional[_Union[MorphParams, _Mapping]] = ..., amounts: _Optional[_Iterable[float]] = ...) -> None: ...

@@ -59,6 +59,11 @@ class DreamServiceStub:
                 request_serializer=audiodream_dot_v1_dot_audiodream__pb2.StreamRequest.SerializeToString,
                 response_deserializer=audiodream_dot_v1_dot_audiodream__pb2.StreamResponse.FromString,
                 _registered_method=True)
+        self.Morph = channel.unary_unary(
+                '/audiodream.v1.DreamService/Morph',
+                request_serializer=audiodream_dot_v1_dot_audiodream__pb2.MorphRequest.SerializeToString,
+                response_deserializer=audiodream_dot_v1_dot_audiodream__pb2.MorphResponse.FromString,
+                _registered_method=True)
 
 
 class DreamServiceServicer:
@@ -99,6 +104,14 @@ class DreamServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Morph(self, request, context):
+        """Morph: sound A moved toward sound B through an autoencoder model's latent
+        space (encode both, interpolate the codes, decode, resynthesise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DreamServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +139,11 @@ def add_DreamServiceServicer_to_server(servicer, server):
                     servicer.StreamDream,
                     request_deserializer=audiodream_dot_v1_dot_audiodream__pb2.StreamRequest.FromString,
                     response_serializer=audiodream_dot_v1_dot_audiodream__pb2.StreamResponse.SerializeToString,
+            ),
+            'Morph': grpc.unary_unary_rpc_method_handler(
+                    servicer.Morph,
+                    request_deserializer=audiodream_dot_v1_dot_audiodream__pb2.MorphRequest.FromString,
+                    response_serializer=audiodream_dot_v1_dot_audiodream__pb2.MorphResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +281,33 @@ class DreamService:
             '/audiodream.v1.DreamService/StreamDream',
             audiodream_dot_v1_dot_audiodream__pb2.StreamRequest.SerializeToString,
             audiodream_dot_v1_dot_audiodream__pb2.StreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Morph(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audiodream.v1.DreamService/Morph',
+            audiodream_dot_v1_dot_audiodream__pb2.MorphRequest.SerializeToString,
+            audiodream_dot_v1_dot_audiodream__pb2.MorphResponse.FromString,
             options,
             channel_credentials,
             insecure,
