@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Sequence
 import grpc
 import numpy as np
 
+from .classes import class_targets
 from .layers import parse_layer
 from .streaming import DreamStream
 from .v1 import audiodream_pb2 as pb
@@ -98,6 +99,21 @@ class DreamOutput:
     windows: int
     timing: dict[str, float]
     params: pb.DreamParams
+    # Class objectives: (name, score in the input, score in the output) per
+    # targeted class, and the other classes' mean score before and after.
+    class_changes: list[tuple[str, float, float]] = field(default_factory=list)
+    others: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
+class Classification:
+    """A sound's best classes: (name, index, score 0..1), highest first."""
+
+    model: str
+    output: str
+    activation: str
+    windows: int
+    scores: list[tuple[str, int, float]]
 
 
 Progress = Callable[[pb.DreamProgressUpdate], None]
@@ -167,6 +183,21 @@ class Client:
         if target is not None:
             request.target.CopyFrom(target_message(target))
         return dream_output(self._execute(request, progress), audio)
+
+    def classify(self, audio, sample_rate: int | None = None, *, model: str = "",
+                 top: int = 5, output: str = "") -> Classification:
+        """What `model` hears in a sound: its `top` classes, best first.
+
+        Args:
+            audio: as for `dream`.
+            output: the output to read ("" = the model's classes; basic-pitch:
+                "note", "onset", "contour").
+        """
+        request = pb.ClassifyRequest(audio=audio_message(audio, sample_rate), model=model,
+                                     top=top, output=output)
+        r = self._call(self._stub.Classify, request)
+        return Classification(r.model, r.output, r.activation, r.windows,
+                              [(s.name, s.index, s.score) for s in r.scores])
 
     def stream(self, sample_rate: int, channels: int = 1, block_size: int = 2048, *,
                model: str = "", layers: Iterable = (), mode: str = "process",
@@ -243,7 +274,11 @@ def dream_params(model: str, layers: Iterable, params: dict) -> pb.DreamParams:
     if unknown:
         raise TypeError(f"unknown dream parameter(s) {', '.join(sorted(unknown))}; "
                         f"known: {', '.join(PARAM_FIELDS)}")
+    params = dict(params)
+    classes = params.pop("classes", None)
     msg = pb.DreamParams(model=model, **{k: v for k, v in params.items() if v is not None})
+    if classes:
+        msg.classes.extend(class_targets(classes))
     for layer in layers:
         name, channels, weight = _layer_tuple(layer)
         sel = msg.layers.add(name=name, channels=channels)
@@ -296,7 +331,9 @@ def dream_output(response: pb.DreamResponse, like) -> DreamOutput:
                 "prepare": response.timing.prepare_seconds,
                 "dream": response.timing.dream_seconds,
                 "total": response.timing.total_seconds},
-        params=response.params)
+        params=response.params,
+        class_changes=[(c.name, c.before, c.after) for c in response.class_changes],
+        others=(response.others_before, response.others_after))
 
 
 def decode_audio(msg: pb.Audio) -> np.ndarray:

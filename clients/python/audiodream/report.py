@@ -86,6 +86,21 @@ def print_dream_summary(out: DreamOutput, path: str) -> None:
     for name, f in (("input", out.input_features), ("output", out.output_features)):
         print(f"{name:<11} {f.rms:>8.4f} {f.spectral_centroid_hz:>8.0f}Hz "
               f"{f.spectral_flatness:>9.4f} {f.spectral_flux:>7.4f}")
+    if out.class_changes:
+        print(f"{'class':<16} {'input':>7} {'output':>7} {'change':>8}")
+        for name, before, after in out.class_changes:
+            print(f"{name:<16} {before:>7.3f} {after:>7.3f} {after - before:>+8.3f}")
+        before, after = out.others
+        print(f"{'(other classes)':<16} {before:>7.3f} {after:>7.3f} {after - before:>+8.3f}")
+
+
+def print_classification(result) -> None:
+    """A Classification as a table: rank, class, score."""
+    what = f", output {result.output}" if result.output else ""
+    print(f"model {result.model}{what} ({result.activation} scores, mean over "
+          f"{result.windows} window(s)):")
+    for rank, (name, index, score) in enumerate(result.scores, start=1):
+        print(f"{rank:>3}. {name:<20} {score:.3f}  (class {index})")
 
 
 def stream_file(client, source: str, destination: str, *, block: int, mode: str, delay: int,

@@ -221,9 +221,8 @@ class BasicPitch(DreamableModel):
             logits_layer="note",
             description="Basic Pitch note transcriber (Spotify, ICASSP 2022): 2 s at 22.05 kHz, "
                         "88 keys A0..C8 per 11.6 ms frame, onsets, a 1/3-semitone pitch contour "
-                        "(classes like 'C4'; weights: the basic-pitch package, Apache-2.0)")
-        self.class_activation = "sigmoid"
-        self.class_outputs = OUTPUTS
+                        "(classes like 'C4'; weights: the basic-pitch package, Apache-2.0)",
+            class_activation="sigmoid", class_outputs=tuple(OUTPUTS.items()), note_classes=True)
 
     def prepare(self, audio: torch.Tensor) -> torch.Tensor:
         return self.frontend(audio)

@@ -204,8 +204,8 @@ class Musicnn(DreamableModel):
         self.spec = ModelSpec(
             name=name, sample_rate=SAMPLE_RATE, fixed_input_samples=WINDOW, layers=tuple(layers),
             classes=tuple(tags), default_layer="cnn2", trained=trained, logits_layer="logits",
-            description=description or "musicnn music tagger (Pons & Serra 2019)")
-        self.class_activation = "sigmoid"
+            description=description or "musicnn music tagger (Pons & Serra 2019)",
+            class_activation="sigmoid")
 
     def prepare(self, audio: torch.Tensor) -> torch.Tensor:
         """`[B, T]` -> the log-mel `[B, 1, F, 96]` (the first 187 frames of a 3 s window)."""

@@ -59,6 +59,11 @@ class DreamServiceStub:
                 request_serializer=audiodream_dot_v1_dot_audiodream__pb2.StreamRequest.SerializeToString,
                 response_deserializer=audiodream_dot_v1_dot_audiodream__pb2.StreamResponse.FromString,
                 _registered_method=True)
+        self.Classify = channel.unary_unary(
+                '/audiodream.v1.DreamService/Classify',
+                request_serializer=audiodream_dot_v1_dot_audiodream__pb2.ClassifyRequest.SerializeToString,
+                response_deserializer=audiodream_dot_v1_dot_audiodream__pb2.ClassifyResponse.FromString,
+                _registered_method=True)
 
 
 class DreamServiceServicer:
@@ -99,6 +104,13 @@ class DreamServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Classify(self, request, context):
+        """What a classifier hears: a sound's top classes (tags, notes...) with scores.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DreamServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +138,11 @@ def add_DreamServiceServicer_to_server(servicer, server):
                     servicer.StreamDream,
                     request_deserializer=audiodream_dot_v1_dot_audiodream__pb2.StreamRequest.FromString,
                     response_serializer=audiodream_dot_v1_dot_audiodream__pb2.StreamResponse.SerializeToString,
+            ),
+            'Classify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Classify,
+                    request_deserializer=audiodream_dot_v1_dot_audiodream__pb2.ClassifyRequest.FromString,
+                    response_serializer=audiodream_dot_v1_dot_audiodream__pb2.ClassifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +280,33 @@ class DreamService:
             '/audiodream.v1.DreamService/StreamDream',
             audiodream_dot_v1_dot_audiodream__pb2.StreamRequest.SerializeToString,
             audiodream_dot_v1_dot_audiodream__pb2.StreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Classify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audiodream.v1.DreamService/Classify',
+            audiodream_dot_v1_dot_audiodream__pb2.ClassifyRequest.SerializeToString,
+            audiodream_dot_v1_dot_audiodream__pb2.ClassifyResponse.FromString,
             options,
             channel_credentials,
             insecure,
