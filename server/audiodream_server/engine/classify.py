@@ -53,7 +53,7 @@ def class_scores(model: LoadedModel, audio: np.ndarray, rate: int, output: str =
     """
     spec = model.spec
     layer, names = classes.output_names(spec, output)
-    signal = torch.from_numpy(np.ascontiguousarray(resample(audio, rate, spec.sample_rate)))
+    signal = torch.from_numpy(np.array(resample(audio, rate, spec.sample_rate), dtype=np.float32))
     window = spec.fixed_input_samples
     items = windows.split(signal, window, window // 4) if window else signal
     total = torch.zeros(len(names), dtype=torch.float64)
