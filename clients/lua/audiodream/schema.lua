@@ -65,6 +65,44 @@ S.DreamParams = {
   {31, "gl_iters", "int32", "optional"},
   {32, "follow_input", "float", "optional"},
   {33, "output", "string"},
+  {40, "classes", "ClassTarget", "repeated"},
+  {41, "class_output", "string"},
+  {42, "exclusive", "bool"},
+  {43, "auto_class", "string"},
+}
+
+S.ClassTarget = {
+  {1, "name", "string"},
+  {2, "index", "int32", "optional"},
+  {3, "weight", "float", "optional"},
+}
+
+S.ClassChange = {
+  {1, "name", "string"},
+  {2, "index", "uint32"},
+  {3, "before", "float"},
+  {4, "after", "float"},
+}
+
+S.ClassifyRequest = {
+  {1, "audio", "Audio"},
+  {2, "model", "string"},
+  {3, "top", "uint32"},
+  {4, "output", "string"},
+}
+
+S.ClassScore = {
+  {1, "name", "string"},
+  {2, "index", "uint32"},
+  {3, "score", "float"},
+}
+
+S.ClassifyResponse = {
+  {1, "model", "string"},
+  {2, "output", "string"},
+  {3, "scores", "ClassScore", "repeated"},
+  {4, "activation", "string"},
+  {5, "windows", "uint32"},
 }
 
 S.DreamRequest = {
@@ -98,6 +136,9 @@ S.DreamResponse = {
   {8, "model_sample_rate", "uint32"},
   {9, "windows", "uint32"},
   {10, "params", "DreamParams"},
+  {40, "class_changes", "ClassChange", "repeated"},
+  {41, "others_before", "float"},
+  {42, "others_after", "float"},
 }
 
 S.DreamProgressUpdate = {
