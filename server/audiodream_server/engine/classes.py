@@ -3,10 +3,12 @@
 A classifier declares its logits layer and class names (`ModelSpec`). Some
 models have several outputs that can be read as classes (Basic Pitch: "note",
 "onset" and "contour"); their spec lists them in `class_outputs`. A name is
-looked up in the chosen output's names, exactly, then ignoring case; for
+looked up in the chosen output's names, exactly, then ignoring case (and
+reading "_" as a space); for
 models whose classes are notes (`note_classes`), a note name in any spelling
 or a MIDI number is accepted too ("C4", "Db4", "60"), and on the contour output
-it means the bin centred on that note.
+it means the bin centred on that note. Otherwise a name of digits only that
+is no class's name is a class index (hosts like Pd send numbers as words).
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ def index_of(spec: ModelSpec, names: tuple[str, ...], name: str) -> int:
     if name in names:
         return names.index(name)
     folded = [n.lower() for n in names]
-    if name.lower() in folded and folded.count(name.lower()) == 1:
-        return folded.index(name.lower())
+    # Hosts whose words cannot hold spaces (Pd) write "male_vocal" for "male vocal".
+    for candidate in (name.lower(), name.lower().replace("_", " ")):
+        if candidate in folded and folded.count(candidate) == 1:
+            return folded.index(candidate)
     if spec.note_classes:
         try:
             midi = basic_pitch.parse_note(name)
@@ -56,5 +60,7 @@ def index_of(spec: ModelSpec, names: tuple[str, ...], name: str) -> int:
                              f"{names[0]}..{names[-1]} (MIDI {basic_pitch.LOWEST_MIDI}.."
                              f"{basic_pitch.LOWEST_MIDI + basic_pitch.KEYS - 1})")
         return key * per_key
+    if name.isdigit():  # hosts that send numbers as words (Pd): an index
+        return int(name)
     raise NotFound(f"model {spec.name} has no class {name!r}; ListLayers (or "
                    "`audiodream layers MODEL`) gives its class names")
