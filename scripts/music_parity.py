@@ -169,16 +169,21 @@ def basic_pitch_reference(out: dict) -> None:
               f"{int(result['note'].mean(0).argmax())}")
 
 
+def note_midi(name: str) -> int:
+    """"C4" -> 60, "Db4"/"C#4" -> 61, "60" -> 60 (this environment has no torch,
+    so the server's parser is not imported)."""
+    name = name.strip()
+    if name.isdigit():
+        return int(name)
+    steps = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+    shift = {"#": 1, "b": -1}.get(name[1], 0) if len(name) > 2 else 0
+    return steps[name[0].upper()] + shift + 12 * (int(name[-1]) + 1)
+
+
 def check_notes(inp: str, outp: str, notes: str) -> None:
     import librosa
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-    spec = importlib.util.spec_from_file_location(
-        "bp_names", Path(__file__).resolve().parents[1] / "server" / "audiodream_server" /
-        "models" / "basic_pitch.py")
-    names = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(names)
-    keys = [names.parse_note(n) - names.LOWEST_MIDI for n in notes.split(",")]
+    keys = [note_midi(n) - 21 for n in notes.split(",")]
     session, _ = basic_pitch_session(intermediate=False)
     for label, path in (("input", inp), ("output", outp)):
         audio, _ = librosa.load(path, sr=22050, mono=True)
