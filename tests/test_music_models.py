@@ -138,3 +138,17 @@ def test_readers_refuse_other_files(tmp_path):
         tf_bundle.read_index(bogus)
     with pytest.raises(ValueError):
         onnx_reader.read(bogus)
+
+
+def test_time_folded_conv_equals_conv2d_values_and_gradients():
+    torch.manual_seed(0)
+    folded = basic_pitch.TimeFoldedConv2d(8, 8, (3, 39), padding=(1, 19))
+    plain = torch.nn.Conv2d(8, 8, (3, 39), padding=(1, 19))
+    plain.load_state_dict(folded.state_dict())
+    x1 = torch.randn(2, 8, 20, 264, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    y1, y2 = folded(x1), plain(x2)
+    assert torch.allclose(y1, y2, atol=1e-5)
+    y1.square().sum().backward()
+    y2.square().sum().backward()
+    assert torch.allclose(x1.grad, x2.grad, atol=1e-4, rtol=1e-4)
