@@ -29,9 +29,10 @@ def print_models(models: list[ModelInfo]) -> None:
 def print_layers(layers: Layers) -> None:
     print(f"model {layers.model} ({layers.sample_rate} Hz, dreamed on the {layers.domain}), "
           f"default layer {layers.default_layer}")
-    print(f"{'layer':<10} {'type':<8} {'maps':>5} {'frame rate':>11} {'stride':>7}")
+    width = max([10] + [len(layer.name) for layer in layers.layers])
+    print(f"{'layer':<{width}} {'type':<8} {'maps':>5} {'frame rate':>11} {'stride':>7}")
     for layer in layers.layers:
-        print(f"{layer.name:<10} {layer.module_type:<8} {layer.channels:>5} "
+        print(f"{layer.name:<{width}} {layer.module_type:<8} {layer.channels:>5} "
               f"{layer.frame_rate:>8.1f} Hz {layer.stride:>7}")
     if layers.classes:
         shown = ", ".join(layers.classes[:12]) + (" ..." if len(layers.classes) > 12 else "")
