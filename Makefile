@@ -16,7 +16,7 @@ ARGS ?=
 
 .PHONY: install serve test reliability bench bench-sound proto lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[dev]"
