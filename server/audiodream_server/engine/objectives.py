@@ -6,8 +6,12 @@ to one window depends on that window only.
 
     activation: sum_l w_l * mean(a_l[:, channels] ** 2)   (MSE against zero, seed 003)
     mean:       sum_l w_l * mean(a_l[:, channels])        (seed 002 whole-layer mode)
-    class:      +/- (sum_i w_i z_i - [exclusive] (sum_i w_i) mean_{j not chosen} z_j)
-                z = the output's logits, averaged over frames  (seed 000, DreamSound)
+    class:      +/- (sum_i w_i z_i - [exclusive] (sum_i w_i) log sum_{j not chosen} exp z_j)
+                z = the output's logits, averaged over frames  (seed 000, DreamSound);
+                the log-sum-exp is a soft maximum of the other classes: its
+                gradient pushes down whichever of them is strongest, so tags
+                that co-occur with the chosen one are held back too (a plain
+                mean of the others let "opera" rise as fast as "choir")
                 auto_class: the chosen class is argmax z, re-chosen every step
     target_features: -sum_l w_l * mean((a_l - t_l) ** 2)  (toward a target's activations)
     style:      -sum_l w_l * mean((G(a_l) - G(t_l)) ** 2)
@@ -115,7 +119,7 @@ def objective(acts: dict[str, torch.Tensor], params: DreamParams, logits_layer: 
 
 def class_objective(logits: torch.Tensor, params: DreamParams) -> torch.Tensor:
     """`[B, N]` logits (frame means) -> `[B]`: the weighted chosen classes, minus
-    (with `exclusive`) the mean of the rest; see the module docstring."""
+    (with `exclusive`) a soft maximum of the rest; see the module docstring."""
     if params.classes:
         index = torch.tensor([t.index for t in params.classes], device=logits.device)
         weight = torch.tensor([t.weight for t in params.classes], device=logits.device,
@@ -130,6 +134,6 @@ def class_objective(logits: torch.Tensor, params: DreamParams) -> torch.Tensor:
         value = logits.gather(1, top)[:, 0]
         total = 1.0
     if params.exclusive:
-        rest = (logits * ~chosen).sum(dim=1) / (~chosen).sum(dim=1).clamp_min(1)
+        rest = logits.masked_fill(chosen, float("-inf")).logsumexp(dim=1)
         value = value - total * rest
     return value
