@@ -177,7 +177,9 @@ class Client:
             target: a target sound (path, file bytes, or (array, rate)) for the
                 style / target_features objectives and the target_filter rule.
             progress: called with each progress update (uses DreamProgress).
-            **params: any DreamParams field, e.g. iterations=20, step_size=0.02.
+            **params: any DreamParams field, e.g. iterations=20, step_size=0.02;
+                `classes` takes "NAME[@W],..." strings, (name, weight) pairs or
+                ints (indices), e.g. objective="class", classes=["C4,E4,G4"].
         """
         request = dream_request(audio, sample_rate, model, layers, params)
         if target is not None:
