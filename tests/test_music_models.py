@@ -152,3 +152,17 @@ def test_time_folded_conv_equals_conv2d_values_and_gradients():
     y1.square().sum().backward()
     y2.square().sum().backward()
     assert torch.allclose(x1.grad, x2.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_frequency_batched_conv_equals_conv2d_values_and_gradients():
+    torch.manual_seed(0)
+    batched = musicnn.FrequencyBatchedConv2d(1, 51, (128, 1))
+    plain = torch.nn.Conv2d(1, 51, (128, 1))
+    plain.load_state_dict(batched.state_dict())
+    x1 = torch.randn(2, 1, 314, 96, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    y1, y2 = batched(x1), plain(x2)
+    assert y1.shape == y2.shape and torch.allclose(y1, y2, atol=1e-5)
+    y1.square().sum().backward()
+    y2.square().sum().backward()
+    assert torch.allclose(x1.grad, x2.grad, atol=1e-4, rtol=1e-4)
