@@ -1,8 +1,10 @@
 """Class targets as people write them: "choir", "techno@0.5", "C4,E4,G4", "60".
 
-A spec is a comma-separated list of NAME[@WEIGHT]; a NAME of digits only is a
-class index, except for note models (basic-pitch), where the server reads it
-as a MIDI note number. Tag names may contain spaces ("male vocal").
+A spec is a comma-separated list of NAME[@WEIGHT]. Tag names may contain
+spaces ("male vocal"). A NAME of digits only is sent as a class index when the
+caller asks (`by_index`, the CLI's --class); sent as a name, the server reads
+it as a MIDI note for note models (basic-pitch, the CLI's --notes) and as an
+index for the others.
 """
 
 from __future__ import annotations
