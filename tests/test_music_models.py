@@ -166,3 +166,22 @@ def test_frequency_batched_conv_equals_conv2d_values_and_gradients():
     y1.square().sum().backward()
     y2.square().sum().backward()
     assert torch.allclose(x1.grad, x2.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_class_names_resolve_per_output(pitch, taggers):
+    from audiodream_server.engine.params import ClassTarget, DreamParams
+
+    def resolved(spec, **kw):
+        return DreamParams(objective="class", **kw).validate().resolve(spec).classes
+
+    spec = pitch.spec
+    assert [c.index for c in resolved(spec, classes=(ClassTarget("C4"), ClassTarget("60")))] \
+        == [39, 39]
+    (contour,) = resolved(spec, classes=(ClassTarget("Db4"),), class_output="contour")
+    assert (contour.index, contour.name) == (120, "C#4")
+    (onset,) = resolved(spec, classes=(ClassTarget("A0", weight=-2.0),), class_output="onset")
+    assert (onset.index, onset.weight) == (0, -2.0)
+    tags = taggers["MTT_musicnn"].spec
+    assert [c.name for c in resolved(tags, classes=(ClassTarget("Male_Vocal"),
+                                                    ClassTarget(index=3)))] \
+        == ["male vocal", "techno"]
