@@ -5,11 +5,11 @@ checkpoint), onnxruntime and onnx (Basic Pitch's own nmp.onnx) and librosa
 (musicnn's front end), which the server never needs. Make an environment of
 its own, outside the project:
 
-    python3 -m venv /tmp/refenv
-    /tmp/refenv/bin/pip install tensorflow-cpu==2.15.1 onnxruntime onnx==1.16.2 "numpy<2" librosa
+    python3 -m venv ~/music-refenv
+    ~/music-refenv/bin/pip install tensorflow-cpu==2.15.1 onnxruntime onnx==1.16.2 "numpy<2" librosa
     # (a newer onnx needs an ml_dtypes newer than TensorFlow 2.15 accepts)
-    /tmp/refenv/bin/pip install --no-deps musicnn==0.1.0 basic-pitch==0.4.0
-    /tmp/refenv/bin/python scripts/music_parity.py tests/data/music_parity.npz
+    ~/music-refenv/bin/pip install --no-deps musicnn==0.1.0 basic-pitch==0.4.0
+    ~/music-refenv/bin/python scripts/music_parity.py tests/data/music_parity.npz
 
 It writes a small .npz fixture: the fixed inputs' reference front end
 (librosa's log-mel; the CQT after the input BatchNorm), a middle layer
