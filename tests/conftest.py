@@ -58,3 +58,15 @@ def client(server_address):
 @pytest.fixture()
 def make_tone():
     return tone
+
+
+@pytest.fixture(scope="module")
+def shipped_address():
+    """A real server holding the shipped, trained instruments-m2 (plots and the atlas)."""
+    from audiodream_server.models.catalog import build_registry
+
+    models = build_registry(pretrained=False, untrained_models=False).load(
+        torch.device("cpu"), ["instruments-m2"])
+    server, address = start_server(models, max_active=1)
+    yield address
+    server.stop(None)

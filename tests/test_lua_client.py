@@ -680,3 +680,49 @@ print(json({names = names, activation = heard.activation, changes = changes,
     assert r["activation"] == "softmax"
     assert r["changes"] == ["untrained_3", "untrained_5"]
     assert r["weight"] == 2 and r["exclusive"] is True
+
+
+# ---------------------------------------------------------------- several replicas
+
+def test_several_replicas_a_failed_call_moves_to_the_next(lua, models):
+    """Replicas "down, draining, up": connect skips the one that is down; Dream and
+    StreamDream, refused UNAVAILABLE by the draining one, are made on the next."""
+    from conftest import start_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        down = f"127.0.0.1:{s.getsockname()[1]}"  # closed again: nothing listens there
+    draining, draining_address = start_server(models)
+    up, up_address = start_server(models)
+    try:
+        draining.drain(60.0)
+        got = lua.json('''
+local addresses = arg[1]
+local samples = {}
+for i = 1, 22050 do samples[i] = 0.3 * math.sin(2 * math.pi * 220 * i / 44100) end
+local c = assert(ad.connect(addresses, {timeout = 60}))
+local first = c.address
+local models = assert(c:models())
+local out = assert(c:dream{audio = samples, sample_rate = 44100, channels = 1, iterations = 1})
+local c2 = assert(ad.connect(addresses, {timeout = 60}))
+local s = assert(c2:stream{sample_rate = 44100, channels = 1, block_size = 2048, iterations = 1})
+local stream_replica = s.ready.replica
+s:close()
+print(json({first = first, models = #models, replica = out.replica, after = c.address,
+            frames = out.frames, stream_replica = stream_replica}))''',
+                       ",".join([down, draining_address, up_address]))
+    finally:
+        draining.stop(None)
+        up.stop(None)
+    assert got["first"] == draining_address  # the one that is down was skipped
+    assert got["models"] > 0  # the draining replica still answers questions
+    assert got["after"] == up_address and got["frames"] == 22050
+    port = up_address.rsplit(":", 1)[1]
+    assert got["replica"].endswith(":" + port) and got["stream_replica"].endswith(":" + port)
+
+
+def test_an_address_list_with_a_bad_entry_is_refused(lua):
+    got = lua.json('''
+local c, err = ad.connect("127.0.0.1:1,nonsense")
+print(json({ok = c ~= nil, code = err and err.code, message = err and err.message}))''')
+    assert not got["ok"] and got["code"] == "INVALID_ARGUMENT" and "nonsense" in got["message"]

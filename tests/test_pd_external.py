@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -553,3 +554,55 @@ def test_class_messages_steer_the_objective_and_unknown_names_are_refused(
     tail = slice(int(2.6 * RATE), int(3.3 * RATE))  # well after the change
     dry = r.x[tail.start - latency: tail.stop - latency]
     assert np.abs(r.outs[0][tail] - dry).max() > 0.01
+
+
+# ---- several replicas ----------------------------------------------------------------------
+
+def test_given_several_servers_it_streams_from_the_first_that_answers(
+        external, server_address, tmp_path):
+    nobody = f"127.0.0.1:{free_port()}"
+    args = f"-server {nobody} {server_address} -model model2 -iterations 0 -mix 1"
+    r = Scene([args], seconds=4).render(tmp_path)
+    assert r.states(0)[-1] == "connected"
+    assert f"cannot stream from {nobody}" in r.stderr and "trying the next replica" in r.stderr
+    assert "reconnecting" not in r.stderr  # no back-off: the next replica answered
+    # The last second: long connected, the input comes back (at 0 iterations, the
+    # input itself, late by the latency; underruns on a loaded machine leave holes).
+    latency = int(r.last(0, "latency"))
+    y, x = r.outs[0][-RATE:], r.x[len(r.outs[0]) - latency - RATE: len(r.outs[0]) - latency]
+    assert np.mean(y == x) > 0.5, r.stderr
+
+
+def test_a_draining_replica_sends_the_stream_to_the_next(external, tmp_path):
+    from test_replicas import start_replicas
+
+    replicas = start_replicas(2, metrics=False)
+    try:
+        first, second = replicas
+        control = free_port()
+        p = Patch()
+        p.connect(p.obj("loadbang"), p.msg("; pd dsp 1"))
+        dream = p.obj(f"dream~ -server {first.address} {second.address} -model model2 "
+                      "-iterations 1")
+        p.connect(p.obj("osc~ 220"), dream)
+        p.connect(dream, p.obj("print info0"), outlet=1)
+        route = p.obj("route finish")
+        p.connect(p.obj(f"netreceive {control}"), route)
+        p.connect(route, p.msg("; pd quit"))
+        pd = LivePd(p, tmp_path / "replicas.pd", control)
+        try:
+            pd.wait_for("info0: state connected")
+            first.stop(signal.SIGTERM)  # the stream is on the first: it drains
+            pd.wait_for("info0: state connected", count=2, limit=60)
+            stderr = pd.finish()
+        finally:
+            pd.proc.kill()
+        assert first.proc.wait(timeout=60) == 0  # it shut down cleanly once left
+    finally:
+        for r in replicas:
+            if r.proc.poll() is None:
+                r.proc.kill()
+            r.proc.wait(timeout=60)
+    assert "info0: warning draining" in stderr
+    assert f"left {first.address} (it is shutting down); trying the next replica" in stderr
+    assert "reconnecting" not in stderr

@@ -4,7 +4,9 @@
  * StreamReady; arm the rings; then, until asked to stop or the call ends,
  * send parameter changes, the target sound and every full block of input, and
  * move replies to the output ring; back off (0.5 s doubling to 5 s) after a
- * failure and try again. It sleeps on the call's completion queue, woken by a
+ * failure and try again. Given several replicas ("host:port,host:port"), a
+ * stream that fails, is lost or is told "draining" tries the next replica at
+ * once; the back-off starts only when every replica failed in a row. It sleeps on the call's completion queue, woken by a
  * reply or by the time the next input block is due (at most a block period);
  * a host's request waits at most that long. Offline, nothing is due by the
  * clock: it sleeps on a condition that perform signals. */
@@ -95,7 +97,8 @@ struct dw_worker {
     int want;                       /* connect when possible */
     int outage;                     /* the loss was already reported */
     int told_state;                 /* the last state told to the host */
-    char target[DW_TARGET];
+    char target[DW_TARGET];         /* one replica or several, comma-separated */
+    unsigned replica;               /* the one streamed to (index into target) */
     unsigned rate, block, preroll;
     dc_params params;               /* everything in force (for a new stream) */
     dc_params changes;              /* not yet sent as a Control */
@@ -108,7 +111,8 @@ struct dw_worker {
 /* One stream's working state, the worker's own. */
 typedef struct run {
     dc_stream *s;
-    char target[DW_TARGET];
+    char target[DW_TARGET];         /* the replica of this stream */
+    int replicas;                   /* how many the worker was given */
     dc_stream_config cfg;
     unsigned preroll;
     dc_params params;
@@ -441,7 +445,7 @@ static void serve_queries_locked(dw_worker *w)
         return;
     w->req &= ~(REQ_MODELS | REQ_LAYERS);
     memcpy(model, w->query_model, sizeof(model));
-    memcpy(target, w->target, sizeof(target));
+    dw_replica(w->target, w->replica, target, sizeof(target));
     pthread_mutex_unlock(&w->mutex);
     if (req & REQ_MODELS)
         list_models(w, target);
@@ -605,6 +609,11 @@ static int stream_event(dw_worker *w, run *r, const dc_event *ev)
             say(w, DW_LINE_ERROR, "%s: %s", w->name, ev->text);
         else if (!strcmp(ev->code, "model_changed"))
             say(w, DW_LINE_POST, "%s: %s", w->name, ev->text);
+        else if (!strcmp(ev->code, "draining")) {
+            /* The replica is shutting down: leave now, for the next one. */
+            snprintf(r->why, sizeof(r->why), "it is shutting down");
+            return END_LOST;
+        }
         break;
     case DC_EV_CLOSED:
         snprintf(r->why, sizeof(r->why), "%s: %s", ev->code, ev->text);
@@ -689,7 +698,7 @@ static int stream_run(dw_worker *w, run *r)
 static void setup_locked(dw_worker *w, run *r)
 {
     take_numbers_locked(w);
-    memcpy(r->target, w->target, sizeof(r->target));
+    r->replicas = dw_replica(w->target, w->replica, r->target, sizeof(r->target));
     r->cfg.sample_rate = w->rate;
     r->cfg.channels = w->channels;
     r->cfg.block_size = w->block;
@@ -713,10 +722,33 @@ static void backoff_locked(dw_worker *w, double seconds)
         ;
 }
 
+int dw_replica(const char *list, unsigned index, char *out, size_t outlen)
+{
+    int count = 0, k = 0;
+    unsigned want;
+    const char *p;
+    for (p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ','))
+        count += strcspn(p, ",") > 0;
+    if (outlen)
+        out[0] = 0;
+    if (!count || !outlen)
+        return count;
+    want = index % (unsigned)count;
+    for (p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+        size_t n = strcspn(p, ",");
+        if (n && (unsigned)k++ == want) {
+            snprintf(out, outlen, "%.*s", (int)n, p);
+            break;
+        }
+    }
+    return count;
+}
+
 static void *worker_main(void *arg)
 {
     dw_worker *w = (dw_worker *)arg;
     double backoff = BACKOFF_MIN;
+    int failed_in_row = 0;          /* replicas that failed since one worked */
     run *r = (run *)calloc(1, sizeof(*r));
     pthread_mutex_lock(&w->mutex);
     while (r && !(w->req & REQ_QUIT)) {
@@ -748,10 +780,26 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&w->mutex);
         if (end == END_ASKED) {
             backoff = BACKOFF_MIN;
+            failed_in_row = 0;
             continue;
         }
-        if (end == END_LOST)
+        if (end == END_LOST) {
             backoff = BACKOFF_MIN;
+            failed_in_row = 0;
+        }
+        if (r->replicas > 1 && ++failed_in_row < r->replicas) {
+            /* Another replica may serve at once: no back-off, one line. */
+            w->replica++;
+            w->outage = 0;
+            pthread_mutex_unlock(&w->mutex);
+            say(w, DW_LINE_POST, "%s: %s %s (%s); trying the next replica", w->name,
+                end == END_LOST ? "left" : "cannot stream from", r->target, r->why);
+            pthread_mutex_lock(&w->mutex);
+            continue;
+        }
+        failed_in_row = 0;
+        if (r->replicas > 1)
+            w->replica++;
         if (!w->outage) {
             /* One message per outage; the state lines tell the rest. */
             w->outage = 1;
@@ -865,8 +913,10 @@ void dw_free(dw_worker *w)
 void dw_connect(dw_worker *w, const char *target)
 {
     pthread_mutex_lock(&w->mutex);
-    if (target && target[0])
+    if (target && target[0] && strcmp(target, w->target)) {
         snprintf(w->target, sizeof(w->target), "%s", target);
+        w->replica = 0;
+    }
     w->want = 1;
     w->outage = 0;
     wake_locked(w, REQ_RESTART);

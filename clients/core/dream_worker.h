@@ -46,7 +46,7 @@ extern "C" {
 #define DW_MIN_BLOCK 256
 #define DW_MAX_BLOCK 8192
 #define DW_MAX_PREROLL 32768
-#define DW_TARGET 128           /* longest "host:port" + 1 */
+#define DW_TARGET 512           /* longest "host:port[,host:port...]" + 1 */
 
 enum dw_state { DW_DISCONNECTED, DW_CONNECTING, DW_CONNECTED };
 extern const char *const dw_state_names[];   /* "disconnected", ... */
@@ -80,7 +80,7 @@ int dw_parse_layers(dc_params *p, const char *text, char *err, size_t errlen);
 
 typedef struct dw_options {
     const char *name;           /* prefix of posts: "dream~", "Dream" */
-    const char *target;         /* "host:port" */
+    const char *target;         /* "host:port", or replicas "host:port,host:port,..." */
     unsigned channels;          /* 1..DW_MAX_CHANNELS */
     unsigned rate;              /* Hz */
     unsigned block, preroll;    /* frames; fixed for the object when fixed_sizes */
@@ -102,7 +102,14 @@ dw_worker *dw_new(const dw_options *o, char *err, size_t errlen);
 void dw_free(dw_worker *w);
 
 /* ---- control side (not the audio thread) ---- */
-void dw_connect(dw_worker *w, const char *target);  /* NULL: the same server */
+/* `target`: "host:port", or replicas of one service "host:port,host:port,...":
+ * a stream that cannot open, is lost, or is told the replica is "draining"
+ * goes on at once on the next one; the back-off starts once all have failed.
+ * NULL: the same server(s). */
+void dw_connect(dw_worker *w, const char *target);
+/* Entry `index` (modulo their number) of a comma-separated list of targets,
+ * copied to out; returns how many the list has (0: none, out is ""). */
+int dw_replica(const char *list, unsigned index, char *out, size_t outlen);
 void dw_disconnect(dw_worker *w);
 void dw_change(dw_worker *w, const dc_params *p);    /* fields set in p */
 void dw_model(dw_worker *w, const char *model);      /* back to its default layer */

@@ -118,6 +118,21 @@ static void test_numbers(void)
     printf("ok numbers\n");
 }
 
+static void test_replicas(void)
+{
+    char t[DW_TARGET], small[8];
+    CHECK(dw_replica("127.0.0.1:5001", 7, t, sizeof(t)) == 1 && !strcmp(t, "127.0.0.1:5001"),
+          "one target is itself, whatever the index");
+    CHECK(dw_replica("a:1,b:2,c:3", 1, t, sizeof(t)) == 3 && !strcmp(t, "b:2"), "second");
+    CHECK(dw_replica("a:1,b:2,c:3", 5, t, sizeof(t)) == 3 && !strcmp(t, "c:3"), "wraps");
+    CHECK(dw_replica(",a:1,,b:2,", 1, t, sizeof(t)) == 2 && !strcmp(t, "b:2"),
+          "empty entries skipped");
+    CHECK(dw_replica("", 0, t, sizeof(t)) == 0 && t[0] == 0, "none");
+    CHECK(dw_replica("long-host-name:50051,b:2", 0, small, sizeof(small)) == 2
+          && strlen(small) == sizeof(small) - 1, "cut to the buffer");
+    printf("ok replicas\n");
+}
+
 static void sine(float *const *buf, unsigned nch, size_t n, size_t at)
 {
     size_t i;
@@ -228,6 +243,7 @@ int main(int argc, char **argv)
     dc_global_init();
     test_ring();
     test_numbers();
+    test_replicas();
     test_no_server();
     if (argc > 1)
         test_transparent(argv[1]);

@@ -140,10 +140,39 @@ static int dream_parse_layers(dc_params *p, int argc, const t_atom *argv)
 
 /* ---- methods ------------------------------------------------------------------ */
 
+/* Several "host:port" symbols are replicas of one service, joined as
+ * "host:port,host:port" for the worker (a comma cannot be typed in a Pd box).
+ * Returns 0 when they do not fit in `out`. */
+static int dream_join_servers(int argc, t_atom *argv, char *out, size_t outlen)
+{
+    size_t used = 0;
+    int i;
+    out[0] = 0;
+    for (i = 0; i < argc; i++) {
+        const char *name;
+        int n;
+        if (argv[i].a_type != A_SYMBOL)
+            continue;
+        name = atom_getsymbol(&argv[i])->s_name;
+        n = snprintf(out + used, outlen - used, "%s%s", used ? "," : "", name);
+        if (n < 0 || (size_t)n >= outlen - used)
+            return 0;
+        used += (size_t)n;
+    }
+    return 1;
+}
+
+/* `connect [host:port ...]`: (re)connects, to these servers if given. */
 static void dream_connect(t_dream *x, t_symbol *s, int argc, t_atom *argv)
 {
-    dw_connect(x->x_w, argc && argv[0].a_type == A_SYMBOL ? atom_getsymbol(argv)->s_name
-                                                          : NULL);
+    char target[DW_TARGET];
+    (void)s;
+    if (!dream_join_servers(argc, argv, target, sizeof(target))) {
+        pd_error(x, "dream~: connect: too many servers (at most %d characters)",
+                 DW_TARGET - 1);
+        return;
+    }
+    dw_connect(x->x_w, target[0] ? target : NULL);
 }
 
 static void dream_disconnect(t_dream *x)
@@ -476,8 +505,12 @@ static void dream_args(t_dream *x, int argc, t_atom *argv, char *target, size_t 
         t_atom *args = argv + i + 1;
         t_float f = n ? atom_getfloat(args) : 0;
         t_symbol *sym = n ? atom_getsymbol(args) : &s_;
-        if (!strcmp(flag, "server") && n)
-            snprintf(target, targetlen, "%s", sym->s_name);
+        if (!strcmp(flag, "server") && n) {
+            /* -server host:port [host:port ...]: replicas of one service */
+            if (!dream_join_servers(n, args, target, targetlen))
+                pd_error(x, "dream~: -server: too many servers (at most %d characters)",
+                         (int)targetlen - 1);
+        }
         else if (!strcmp(flag, "model") && n) {
             /* unlike the message, keeps the -layer flags whatever their order */
             dc_params p;

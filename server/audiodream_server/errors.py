@@ -26,6 +26,20 @@ class ResourceExhausted(DreamError):
     """Too long, too many requests at once, or out of memory."""
 
 
+class Busy(ResourceExhausted):
+    """Every slot of a kind is taken (`reason`: "queue_full", "streams_full"); try later."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class Unavailable(DreamError):
+    """This server is shutting down; the same call on another replica will be served."""
+
+    reason = "draining"
+
+
 class FailedPrecondition(DreamError):
     """The server is not in a state to do this (e.g. a model failed to load)."""
 

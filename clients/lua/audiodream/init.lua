@@ -2,6 +2,7 @@
 --
 --   local ad = require "audiodream"
 --   local c = assert(ad.connect("127.0.0.1:50051", {timeout = 60}))
+--   -- or replicas of one service: ad.connect("10.0.0.5:50051,10.0.0.6:50051")
 --   local models = assert(c:models())
 --   local out = assert(c:dream{audio = samples, sample_rate = 44100, channels = 1,
 --                               layers = {"conv3:1,5@0.5"}, iterations = 20})
@@ -26,12 +27,65 @@ local SERVICE = "/audiodream.v1.DreamService/"
 local Client = {}
 Client.__index = Client
 
---- Connects to a server at "host:port". Options: see grpc.channel (timeout
---- in seconds per call, connect_timeout, tls, ca_file, metadata).
+--- Connects to a server at "host:port", or to the first that answers of
+--- several replicas of one service, "host:port,host:port,...". Options: see
+--- grpc.channel (timeout in seconds per call, connect_timeout, tls, ca_file,
+--- metadata).
+---
+--- With several replicas, a call that fails UNAVAILABLE (the replica is gone
+--- or shutting down) moves the client to the next replica and is made again
+--- there, each replica tried once. That is safe for every call this client
+--- retries: ListModels and ListLayers only read, and a Dream is seeded (seed 0
+--- unless given), so any replica dreams the same sound. A stream is opened on
+--- the current replica (the next ones if it cannot be); one that breaks later
+--- is the caller's to reopen.
 function M.connect(address, options)
-  local channel, err = grpc.channel(address, options)
-  if not channel then return nil, err end
-  return setmetatable({channel = channel, address = address}, Client)
+  local targets = {}
+  for target in tostring(address):gmatch("[^,%s]+") do targets[#targets + 1] = target end
+  if #targets == 0 then
+    return nil, status.error("INVALID_ARGUMENT", "no server address given")
+  end
+  for _, target in ipairs(targets) do
+    local host, message = grpc.parse_address(target)
+    if not host then return nil, status.error("INVALID_ARGUMENT", message) end
+  end
+  local self = setmetatable({targets = targets, current = 0, options = options or {}}, Client)
+  local ok, err = self:next_replica()
+  if not ok then return nil, err end
+  return self
+end
+
+--- Moves to the next replica that accepts a connection (each tried once).
+--- Returns true, or nil and the last error.
+function Client:next_replica()
+  local err
+  for _ = 1, #self.targets do
+    self.current = self.current % #self.targets + 1
+    local channel
+    channel, err = grpc.channel(self.targets[self.current], self.options)
+    if channel then
+      if self.channel then self.channel:close() end
+      self.channel, self.address = channel, self.targets[self.current]
+      return true
+    end
+    if err.code ~= "UNAVAILABLE" then return nil, err end
+  end
+  return nil, err
+end
+
+-- Runs f() (a call safe to repeat); while it fails UNAVAILABLE and replicas
+-- remain untried, moves to the next replica and runs it again.
+function Client:on_any_replica(f)
+  local result, extra = f()
+  local tries = 1
+  while result == nil and type(extra) == "table" and extra.code == "UNAVAILABLE"
+      and tries < #self.targets do
+    local ok, err = self:next_replica()
+    if not ok then return nil, err end
+    result, extra = f()
+    tries = tries + 1
+  end
+  return result, extra
 end
 
 function Client:close() self.channel:close() end
@@ -58,7 +112,9 @@ end
 --- fixed_input_samples, description, device, num_classes, trained,
 --- default_layer, domain, parameters, is_default), then the default's name.
 function Client:models()
-  local r, err = self:unary("ListModels", "ListModelsRequest", {}, "ListModelsResponse")
+  local r, err = self:on_any_replica(function()
+    return self:unary("ListModels", "ListModelsRequest", {}, "ListModelsResponse")
+  end)
   if not r then return nil, err end
   for _, m in ipairs(r.models) do m.is_default = m.name == r.default_model end
   return r.models, r.default_model
@@ -68,8 +124,10 @@ end
 --- {model, sample_rate, default_layer, layers = {{name, module_type,
 --- channels, frame_rate, stride}...}, classes = {...}}.
 function Client:layers(model)
-  return self:unary("ListLayers", "ListLayersRequest", {model = model or ""},
-    "ListLayersResponse")
+  return self:on_any_replica(function()
+    return self:unary("ListLayers", "ListLayersRequest", {model = model or ""},
+      "ListLayersResponse")
+  end)
 end
 
 --- What a classifier hears: {audio = | encoded =, sample_rate, channels,
@@ -117,6 +175,7 @@ local function dream_result(r)
     windows = r.windows, timing = r.timing, params = r.params,
     class_changes = r.class_changes, others_before = r.others_before,
     others_after = r.others_after,
+    replica = r.replica,  -- the server replica that dreamed it ("host:port")
   }
   if audio.pcm then
     result.pcm = audio.pcm
@@ -140,7 +199,7 @@ end
 ---   timeout      seconds for this call (overrides the client's)
 --- Returns {audio = samples, pcm = bytes, sample_rate, channels, frames,
 --- loss = {...}, input_features, output_features, output_gain, model,
---- model_sample_rate, windows, timing, params}; with output_format "wav"
+--- model_sample_rate, windows, timing, params, replica}; with output_format "wav"
 --- etc. `encoded` replaces audio/pcm.
 function Client:dream(args)
   local request, err = checked(dream_request, args)
@@ -148,11 +207,15 @@ function Client:dream(args)
   local options = {timeout = args.timeout}
   if not args.progress then
     local r
-    r, err = self:unary("Dream", "DreamRequest", request, "DreamResponse", options)
+    r, err = self:on_any_replica(function()
+      return self:unary("Dream", "DreamRequest", request, "DreamResponse", options)
+    end)
     if not r then return nil, err end
     return dream_result(r)
   end
-  return self:dream_progress(request, args.progress, options)
+  return self:on_any_replica(function()
+    return self:dream_progress(request, args.progress, options)
+  end)
 end
 
 function Client:dream_progress(request, progress, options)
@@ -186,9 +249,12 @@ function Client:dream_progress(request, progress, options)
   end
 end
 
---- Opens a StreamDream call; see audiodream.stream.
+--- Opens a StreamDream call on the current replica (or the next that takes
+--- it); see audiodream.stream.
 function Client:stream(config)
-  return require("audiodream.stream").open(self, config)
+  return self:on_any_replica(function()
+    return require("audiodream.stream").open(self, config)
+  end)
 end
 
 M.Client = Client

@@ -139,6 +139,7 @@ S.DreamResponse = {
   {40, "class_changes", "ClassChange", "repeated"},
   {41, "others_before", "float"},
   {42, "others_after", "float"},
+  {71, "replica", "string"},
 }
 
 S.DreamProgressUpdate = {
@@ -147,6 +148,7 @@ S.DreamProgressUpdate = {
   {3, "iterations", "int32"},
   {4, "loss", "float"},
   {5, "elapsed_seconds", "double"},
+  {72, "replica", "string"},
 }
 
 S.DreamEvent = {
@@ -231,6 +233,7 @@ S.StreamReady = {
   {2, "latency_samples", "uint32"},
   {3, "model", "string"},
   {4, "model_sample_rate", "uint32"},
+  {70, "replica", "string"},
 }
 
 S.StreamStats = {

@@ -44,6 +44,9 @@ def get_parser() -> argparse.ArgumentParser:
                        help="load user TorchScript models: they are programs that run with "
                             "the server's rights, enable only for trusted files "
                             "[$AUDIODREAM_ALLOW_TORCHSCRIPT]")
+    serve.add_argument("--metrics-port", type=int,
+                       help="serve Prometheus metrics on this HTTP port, 0 = any free one "
+                            "[$AUDIODREAM_METRICS_PORT; off]")
     serve.add_argument("--tls-cert", help="PEM certificate: serve TLS only")
     serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
     serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
@@ -76,6 +79,26 @@ def get_parser() -> argparse.ArgumentParser:
     _add_dream_options(dream)
     dream.add_argument("--local", action="store_true", help="run the engine here, no server")
     dream.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda [auto]")
+    dream.add_argument("--plot", metavar="PNG",
+                       help="also draw the dream: spectrograms, change, loss, features "
+                            "(PNG, SVG or PDF; needs audiodream[plot])")
+
+    atlas = sub.add_parser("atlas", help="dream every layer and some of its feature maps; "
+                                         "write a browsable page")
+    atlas.add_argument("input", nargs="?", help="sound file to dream from, beside pink noise")
+    atlas.add_argument("--out", required=True, metavar="DIR",
+                       help="folder of the atlas (index.html); rerun to resume")
+    atlas.add_argument("--maps", type=int, default=4,
+                       help="feature maps per layer, spread over its range, 0 = whole "
+                            "layers only [4]")
+    atlas.add_argument("--seconds", type=float, default=4.0,
+                       help="longest part of the input dreamed, s [4]")
+    atlas.add_argument("--format", default="flac", help="flac, wav, ogg [flac]")
+    atlas.add_argument("--no-noise", action="store_true", help="dream only from the input")
+    _add_connection(atlas)
+    _add_dream_options(atlas)
+    atlas.add_argument("--local", action="store_true", help="run the engine here, no server")
+    atlas.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda [auto]")
 
     stream = sub.add_parser("stream", help="stream a sound file through StreamDream")
     stream.add_argument("input", help="sound file to stream")
@@ -89,6 +112,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="context frames dreamed per block [0 = the model's window]")
     stream.add_argument("--realtime", action="store_true",
                         help="send blocks at the pace of the audio, as a live input")
+    stream.add_argument("--reopen", action="store_true",
+                        help="if the server shuts down or dies, go on on another of the "
+                             "--server replicas (the output has one block of silence there)")
     return parser
 
 
@@ -176,7 +202,10 @@ def _dream_params(args) -> dict:
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get(SERVER_ENV, DEFAULT_ADDRESS),
-                   help=f"HOST:PORT of the server [${SERVER_ENV} or {DEFAULT_ADDRESS}]")
+                   help="HOST:PORT of the server; replicas of one service as "
+                        "HOST:PORT,HOST:PORT,... or dns:///NAME:PORT (calls balanced, "
+                        f"retried on another when one is down) [${SERVER_ENV} or "
+                        f"{DEFAULT_ADDRESS}]")
     p.add_argument("--token", default=os.environ.get("AUDIODREAM_TOKEN", ""),
                    help="bearer token, if the server wants one [$AUDIODREAM_TOKEN]")
     p.add_argument("--tls-ca", default="", help="CA certificate (PEM): connect with TLS")
@@ -196,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     except ServerError as exc:
         print(f"audiodream: {exc}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         print(f"audiodream: {exc}", file=sys.stderr)
         return 2
 
@@ -215,7 +244,7 @@ def cmd_serve(args) -> int:
     config = ServerConfig.from_env()
     for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
                  "max_iterations", "max_active", "max_queued", "max_streams", "token",
-                 "token_file", "allow_torchscript", "tls_cert", "tls_key"):
+                 "token_file", "allow_torchscript", "tls_cert", "tls_key", "metrics_port"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.models_dir:
@@ -245,26 +274,53 @@ def cmd_layers(args) -> int:
     return 0
 
 
+def _local_or_remote(args):
+    """The in-process engine with --local (imports torch), else a server connection."""
+    if not args.local:
+        return _client(args)
+    from audiodream_server import runtime
+
+    runtime.configure_environment()
+    from audiodream_server.local import LocalClient
+
+    return LocalClient(device=args.device)
+
+
 def cmd_dream(args) -> int:
     from .report import ProgressBar, print_dream_summary, write_like
 
     params = _dream_params(args)
-    if args.local:
-        from audiodream_server import runtime
+    if args.plot:
+        from .plot import require_matplotlib
 
-        runtime.configure_environment()
-        from audiodream_server.local import LocalClient
-
-        client = LocalClient(device=args.device)
-    else:
-        client = _client(args)
+        require_matplotlib()  # before the dream, not after
+    client = _local_or_remote(args)
     with client, ProgressBar(disable=args.quiet) as bar:
         out = client.dream(args.input, model=args.model, layers=args.layer,
                            target=args.target, progress=bar.update, **params)
     write_like(args.output, out.audio, out.sample_rate, args.input)
     if not args.quiet:
         print_dream_summary(out, args.output)
+    if args.plot:
+        from .plot import save_dream_plot
+
+        save_dream_plot(args.plot, args.input, 0, out)
+        if not args.quiet:
+            print(f"wrote {args.plot}")
     return 0
+
+
+def cmd_atlas(args) -> int:
+    from .atlas import build_atlas, print_atlas_summary
+
+    params = _dream_params(args)
+    with _local_or_remote(args) as client:
+        summary = build_atlas(client, args.out, input_path=args.input, model=args.model,
+                              layers=tuple(args.layer), maps=args.maps, seconds=args.seconds,
+                              audio_format=args.format, noise=not args.no_noise,
+                              params=params, quiet=args.quiet, target=args.target)
+    print_atlas_summary(summary)
+    return 130 if summary.interrupted else 0
 
 
 def cmd_stream(args) -> int:
@@ -273,7 +329,8 @@ def cmd_stream(args) -> int:
     with _client(args) as client:
         summary = stream_file(client, args.input, args.output, block=args.block, mode=args.mode,
                               delay=args.delay, window=args.window,
-                              realtime=args.realtime, model=args.model, layers=args.layer,
+                              realtime=args.realtime, reopen=args.reopen,
+                              model=args.model, layers=args.layer,
                               target=args.target, quiet=args.quiet, **_dream_params(args))
     if not args.quiet:
         print_stream_summary(summary, args.output)
@@ -300,7 +357,7 @@ def run_tool(module: str, argv: list[str]) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "layers": cmd_layers, "dream": cmd_dream,
-            "stream": cmd_stream, "classify": cmd_classify}
+            "stream": cmd_stream, "classify": cmd_classify, "atlas": cmd_atlas}
 
 
 if __name__ == "__main__":

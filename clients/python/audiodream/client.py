@@ -21,6 +21,7 @@ import grpc
 import numpy as np
 
 from .classes import class_targets
+from . import replicas
 from .layers import parse_layer
 from .streaming import DreamStream
 from .v1 import audiodream_pb2 as pb
@@ -99,6 +100,7 @@ class DreamOutput:
     windows: int
     timing: dict[str, float]
     params: pb.DreamParams
+    replica: str = ""  # the server replica that dreamed it ("host:port")
     # Class objectives: (name, score in the input, score in the output) per
     # targeted class, and the other classes' mean score before and after.
     class_changes: list[tuple[str, float, float]] = field(default_factory=list)
@@ -120,10 +122,13 @@ Progress = Callable[[pb.DreamProgressUpdate], None]
 
 
 class Client:
-    """A connection to an audiodream server.
+    """A connection to an audiodream server, or to several replicas of one.
 
     Args:
-        address: "host:port".
+        address: "host:port"; several replicas as "host:port,host:port,..." or a
+            name that resolves to many, "dns:///host:port". Calls are balanced
+            round-robin; the safe ones are retried on another replica when one
+            is UNAVAILABLE (see `replicas`).
         max_message_mb: send/receive limit, MiB; must not exceed the server's.
         timeout: seconds per call; None = no deadline.
         token: sent as `authorization: Bearer <token>` when the server wants one.
@@ -135,14 +140,24 @@ class Client:
                  timeout: float | None = None, token: str = "", tls: bool = False,
                  tls_ca: str = ""):
         limit = max_message_mb * 1024 * 1024
+        target, self.replicas = replicas.channel_target(address)
         options = [("grpc.max_receive_message_length", limit),
-                   ("grpc.max_send_message_length", limit)]
+                   ("grpc.max_send_message_length", limit),
+                   ("grpc.enable_retries", 1),
+                   # gRPC keeps a request for retries only up to this size (256 KiB
+                   # by default, less than 2 s of audio); a dream is safe to retry
+                   # whatever its size.
+                   ("grpc.per_rpc_retry_buffer_size", limit),
+                   ("grpc.service_config", replicas.service_config(self.replicas))]
+        if target != address.strip():
+            # Names were resolved to addresses: TLS still checks the first name.
+            options.append(("grpc.default_authority", replicas.split(address)[0]))
         if tls or tls_ca:
             roots = open(tls_ca, "rb").read() if tls_ca else None
             self._channel = grpc.secure_channel(
-                address, grpc.ssl_channel_credentials(root_certificates=roots), options)
+                target, grpc.ssl_channel_credentials(root_certificates=roots), options)
         else:
-            self._channel = grpc.insecure_channel(address, options)
+            self._channel = grpc.insecure_channel(target, options)
         if token:
             self._channel = grpc.intercept_channel(self._channel, _TokenAdder(token))
         self._stub = pb_grpc.DreamServiceStub(self._channel)
@@ -204,7 +219,7 @@ class Client:
     def stream(self, sample_rate: int, channels: int = 1, block_size: int = 2048, *,
                model: str = "", layers: Iterable = (), mode: str = "process",
                window: int = 0, delay: int = 0, offline: bool = False, target=None,
-               **params) -> DreamStream:
+               reopen: bool = False, on_move=None, **params) -> DreamStream:
         """Opens a StreamDream call; `iterations` counts per block [4].
 
         Args:
@@ -213,6 +228,10 @@ class Client:
             window: context frames (0 = the model's window); delay: output delay
                 in frames (0 = one block); offline: never drop iterations.
             target: a target sound, as for `dream`.
+            reopen: when the stream's replica shuts down or dies, reopen the
+                stream on another with the same settings and go on (off: the
+                stream ends with a ServerError). Each move is in `stream.moves`.
+            on_move: called with each `Move` (for logging).
         """
         config = pb.StreamConfig(params=dream_params(model, layers, params),
                                  sample_rate=sample_rate, channels=channels,
@@ -220,25 +239,51 @@ class Client:
                                  offline=offline)
         if target is not None:
             config.target.CopyFrom(target_message(target))
-        return DreamStream(self._stub, config, self.timeout)
+        return DreamStream(self._stub, config, self.timeout, reopen=reopen, on_move=on_move,
+                           attempts=replicas.attempts_for(self.replicas))
 
     def _execute(self, request: pb.DreamRequest, progress: Progress | None) -> pb.DreamResponse:
         if progress is None:
             return self._call(self._stub.Dream, request)
-        try:
-            for event in self._stub.DreamProgress(request, timeout=self.timeout):
-                if event.HasField("result"):
-                    return event.result
-                progress(event.progress)
-        except grpc.RpcError as exc:
-            raise ServerError(exc.code().name, exc.details()) from None
-        raise ServerError("UNKNOWN", "the server ended DreamProgress without a result")
+        # gRPC retries a call only until its first reply: a DreamProgress whose
+        # replica went away mid-dream is retried here, from the start (a seeded
+        # dream gives the same sound on any replica).
+        attempts = replicas.attempts_for(self.replicas)
+        for attempt in range(attempts):
+            result = None
+            try:
+                # Read to the end, so the call ends OK on both sides (leaving after
+                # the result would cancel it: the server would count CANCELLED).
+                for event in self._stub.DreamProgress(request, timeout=self.timeout):
+                    if event.HasField("result"):
+                        result = event.result
+                    else:
+                        progress(event.progress)
+            except grpc.RpcError as exc:
+                if exc.code() is grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts \
+                        and result is None:
+                    progress(pb.DreamProgressUpdate(stage="retrying"))
+                    continue
+                if result is None:
+                    raise ServerError(exc.code().name, exc.details()) from None
+            if result is None:
+                raise ServerError("UNKNOWN", "the server ended DreamProgress without a result")
+            return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _call(self, method, request):
-        try:
-            return method(request, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise ServerError(exc.code().name, exc.details()) from None
+        """A unary call (all of them are safe to retry: see `replicas`). gRPC's policy
+        retries it on another replica; should every attempt there meet a replica going
+        away, it is made again here, the same number of times."""
+        attempts = replicas.attempts_for(self.replicas)
+        for attempt in range(attempts):
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                if exc.code() is grpc.StatusCode.UNAVAILABLE and attempt + 1 < attempts:
+                    continue
+                raise ServerError(exc.code().name, exc.details()) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class _TokenAdder(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
@@ -333,7 +378,7 @@ def dream_output(response: pb.DreamResponse, like) -> DreamOutput:
                 "prepare": response.timing.prepare_seconds,
                 "dream": response.timing.dream_seconds,
                 "total": response.timing.total_seconds},
-        params=response.params,
+        params=response.params, replica=response.replica,
         class_changes=[(c.name, c.before, c.after) for c in response.class_changes],
         others=(response.others_before, response.others_after))
 

@@ -106,7 +106,7 @@ def print_classification(result) -> None:
 
 def stream_file(client, source: str, destination: str, *, block: int, mode: str, delay: int,
                 window: int, realtime: bool, model: str, layers, quiet: bool, target=None,
-                **params) -> dict:
+                reopen: bool = False, **params) -> dict:
     """Streams a sound file through StreamDream and writes the result, latency removed.
 
     The file is cut into blocks (the last one padded with silence); `latency`
@@ -117,7 +117,8 @@ def stream_file(client, source: str, destination: str, *, block: int, mode: str,
     frames, channels = audio.shape
     start = time.perf_counter()
     with client.stream(rate, channels, block, model=model, layers=layers, mode=mode,
-                       delay=delay, window=window, target=target, **params) as stream:
+                       delay=delay, window=window, target=target, reopen=reopen,
+                       on_move=None if quiet else _say_moved, **params) as stream:
         latency = stream.latency
         total = -(-(frames + latency) // block) * block
         padded = np.zeros((total, channels), np.float32)
@@ -135,6 +136,12 @@ def stream_file(client, source: str, destination: str, *, block: int, mode: str,
     write_like(destination, dreamed, rate, source)
     return {"frames": frames, "rate": rate, "blocks": len(outputs), "latency": latency,
             "seconds": time.perf_counter() - start, "stats": stats, "warnings": warnings}
+
+
+def _say_moved(move) -> None:
+    print(f"\nstream moved ({move.reason}): {move.from_replica or '?'} -> "
+          f"{move.to_replica or '?'} in {move.seconds * 1000:.0f} ms, {move.resent} blocks "
+          "sent again", file=sys.stderr)
 
 
 def print_stream_summary(summary: dict, path: str) -> None:

@@ -27,9 +27,10 @@ async def _refuse_stream(request, context):
 
 
 class TokenInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, token: str):
+    def __init__(self, token: str, on_refusal=None):
         if not token:
             raise ValueError("an empty token would let everyone in")
+        self._on_refusal = on_refusal  # called with "unauthenticated" (metrics)
         self._expected = f"Bearer {token}".encode()
         self._refusals = {
             (False, False): grpc.unary_unary_rpc_method_handler(_refuse),
@@ -52,4 +53,6 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or self.allows(handler_call_details.invocation_metadata):
             return handler
         # No request deserializer: the refusal never parses what was sent.
+        if self._on_refusal is not None:
+            self._on_refusal("unauthenticated")
         return self._refusals[(handler.request_streaming, handler.response_streaming)]

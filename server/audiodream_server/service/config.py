@@ -42,6 +42,8 @@ class ServerConfig:
         allow_torchscript: load user TorchScript models. An archive is a program
             that runs with the server's rights: enable only for files you trust.
         tls_cert, tls_key: PEM files; when both are set the server speaks TLS only.
+        metrics_port: serve Prometheus metrics over HTTP on this port, on `host`
+            (0 = any free port); -1 = off (the default).
         models_dir: extra model folders, separated by os.pathsep (":"); the
             shipped models and the user folder (`user_models_dir()`) always count.
     """
@@ -59,6 +61,7 @@ class ServerConfig:
     max_streams: int = 16
     grace_seconds: float = 10.0
     stream_config_seconds: float = 10.0
+    metrics_port: int = -1
     models_dir: str = ""
     token: str = ""
     token_file: str = ""

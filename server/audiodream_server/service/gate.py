@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections import deque
 
-from ..errors import ResourceExhausted
+from ..errors import Busy
 
 
 class ComputeGate:
@@ -25,6 +25,11 @@ class ComputeGate:
         self.max_waiting = waiting
         self._free = active
         self._waiters: deque[asyncio.Future] = deque()
+
+    @property
+    def running(self) -> int:
+        """Slots taken now."""
+        return self.active - self._free
 
     @property
     def waiting(self) -> int:
@@ -36,8 +41,8 @@ class ComputeGate:
             self._free -= 1
             return 0.0
         if len(self._waiters) >= self.max_waiting:
-            raise ResourceExhausted(f"server busy: {len(self._waiters)} dreams already queued, "
-                                    "the most it queues; try again later")
+            raise Busy(f"server busy: {len(self._waiters)} dreams already queued, "
+                       "the most it queues; try again later", "queue_full")
         start = time.perf_counter()
         turn = asyncio.get_running_loop().create_future()
         self._waiters.append(turn)

@@ -15,6 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from .auth import TokenInterceptor
 from .config import ServerConfig
 from ..stream import StreamHub
 from .gate import ComputeGate
+from .metrics import Metrics
 from .servicer import DreamServicer, Pools
 from .status import lenient
 
@@ -54,18 +56,20 @@ class Services:
 
 
 def dream_service_handler(servicer: DreamServicer) -> grpc.GenericRpcHandler:
-    """DreamService's handlers, with request parsing that cannot fail.
+    """DreamService's handlers, with request parsing that cannot fail, counted.
 
     The generated registration parses with `FromString`, and a parse error
     becomes INTERNAL; here malformed bytes reach the handler as `Malformed` and
-    are answered INVALID_ARGUMENT.
+    are answered INVALID_ARGUMENT. Every handler reports to the servicer's metrics.
     """
     handlers = {}
     for method in SERVICE.methods:
         request_class = getattr(pb, method.input_type.name)
         response_class = getattr(pb, method.output_type.name)
         make = _KINDS[(method.client_streaming, method.server_streaming)]
-        handlers[method.name] = make(getattr(servicer, method.name),
+        handler = servicer.metrics.instrument(method.name, getattr(servicer, method.name),
+                                              method.server_streaming)
+        handlers[method.name] = make(handler,
                                      request_deserializer=lenient(request_class),
                                      response_serializer=response_class.SerializeToString)
     return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
@@ -96,6 +100,18 @@ class ServerHandle:
         """Health says NOT_SERVING from now on."""
         self._call(self.services.health.enter_graceful_shutdown())
 
+    def drain(self, seconds: float) -> None:
+        """The start of a graceful stop: health NOT_SERVING (balancers and Kubernetes stop
+        sending calls), new dreams and streams refused UNAVAILABLE (clients retry on another
+        replica), running streams warned with a "draining" StreamWarning to move within
+        `seconds`. Calls in flight go on; `stop(seconds)` ends them."""
+        self.enter_graceful_shutdown()
+        self.services.dream.drain(seconds)
+
+    def serve_metrics(self, host: str, port: int) -> int:
+        """Starts the Prometheus endpoint (port 0 = any free port); returns its port."""
+        return self.services.dream.metrics.serve(host, port)
+
     def stop(self, grace: float | None) -> threading.Event:
         """Stops accepting calls; in-flight calls get `grace` seconds. Returns when stopped."""
         done = threading.Event()
@@ -104,6 +120,7 @@ class ServerHandle:
             self._call(self.server.stop(grace))
             self.services.dream.streams.close()
             self.services.dream.pools.shutdown()
+            self.services.dream.metrics.close()
             self._close_loop()
         done.set()
         return done
@@ -117,13 +134,15 @@ async def _build(config: ServerConfig, models: ResidentModels):
     options = [("grpc.max_receive_message_length", config.max_message_bytes),
                ("grpc.max_send_message_length", config.max_message_bytes),
                ("grpc.so_reuseport", 0)]
-    interceptors = [TokenInterceptor(config.token)] if config.token else []
+    metrics = Metrics()
+    interceptors = ([TokenInterceptor(config.token, on_refusal=metrics.rejected)]
+                    if config.token else [])
     server = grpc.aio.server(options=options, interceptors=interceptors)
     servicer = DreamServicer(models, config.limits,
                              ComputeGate(config.max_active, config.max_queued), config.max_batch,
                              StreamHub(config.max_streams),
                              Pools.sized(config.max_active, config.max_streams),
-                             config.max_message_bytes, config.stream_config_seconds)
+                             config.max_message_bytes, config.stream_config_seconds, metrics)
     server.add_generic_rpc_handlers((dream_service_handler(servicer),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -138,6 +157,7 @@ async def _build(config: ServerConfig, models: ResidentModels):
         port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {config.host}:{config.port} (in use or not allowed)")
+    servicer.replica = f"{socket.gethostname()}:{port}"
     return server, port, Services(servicer, health_servicer)
 
 
@@ -194,6 +214,15 @@ def serve(config: ServerConfig) -> None:
     if warning:
         print(warning, flush=True)
     device = next(iter(models)).device
+    if config.metrics_port >= 0:
+        try:
+            metrics_port = server.serve_metrics(config.host, config.metrics_port)
+        except OSError as exc:
+            server.stop(None)
+            raise OSError(f"cannot serve metrics on {config.host}:{config.metrics_port}: "
+                          f"{exc.strerror}") from None
+        # Read by tests and scripts, like the line below.
+        print(f"audiodream metrics on http://{config.host}:{metrics_port}/metrics", flush=True)
     # Tests and scripts read this line to find the port when started with --port 0.
     print(f"audiodream listening on {config.host}:{port} (device {device}, {threads} threads, "
           f"models: {names}; default {models.default})", flush=True)
@@ -208,6 +237,6 @@ def serve(config: ServerConfig) -> None:
     signal.signal(signal.SIGINT, on_signal)
     while not stopping.wait(0.5):
         pass
-    server.enter_graceful_shutdown()
+    server.drain(config.grace_seconds)
     server.stop(config.grace_seconds)
     print("audiodream stopped", flush=True)

@@ -22,10 +22,11 @@ from ..engine.params import Limits, DEFAULT_LIMITS
 from ..engine.classify import class_scores
 from ..engine.pipeline import Progress, dream
 from ..models.registry import ResidentModels
-from ..errors import ResourceExhausted
+from ..errors import Busy, Unavailable
 from . import budget, convert, status
 from ..stream import StreamHub
 from .gate import ComputeGate
+from .metrics import Metrics
 from .streaming import StreamCall
 
 PROGRESS_INTERVAL = 0.1  # seconds between progress events
@@ -56,7 +57,8 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
                  gate: ComputeGate | None = None, max_batch: int = 32,
                  streams: StreamHub | None = None, pools: Pools | None = None,
                  max_message_bytes: int = DEFAULT_MESSAGE_BYTES,
-                 config_seconds: float = 10.0):
+                 config_seconds: float = 10.0, metrics: Metrics | None = None,
+                 replica: str = ""):
         self.models = models
         self.limits = limits
         self.gate = gate or ComputeGate()
@@ -66,6 +68,17 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
         self.max_message_bytes = max_message_bytes
         self.config_seconds = config_seconds
         self._preparing = 0  # requests being decoded and checked (event-loop state)
+        self.metrics = metrics or Metrics()
+        self.metrics.watch(lambda: self._preparing + self.gate.waiting,
+                           lambda: self.gate.running, lambda: self.streams.active)
+        self.metrics.watch_models(models)
+        self.replica = replica  # "host:port", named in replies
+
+    def drain(self, seconds: float) -> None:
+        """Shutting down: new dreams and streams are refused UNAVAILABLE (another replica
+        serves them); running streams are warned to move within `seconds`."""
+        self.streams.drain(seconds)
+        self.metrics.draining.set(1)
 
     @status.unary
     async def ListModels(self, request, context):
@@ -95,13 +108,14 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
                 last[0] = now
                 event = pb.DreamEvent(progress=pb.DreamProgressUpdate(
                     stage="dreaming", iteration=p.step, iterations=p.steps, loss=p.loss,
-                    elapsed_seconds=now - start))
+                    elapsed_seconds=now - start, replica=self.replica))
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
         task = asyncio.ensure_future(self._dream(request, on_progress))
         task.add_done_callback(events.put_nowait)
         try:
-            yield pb.DreamEvent(progress=pb.DreamProgressUpdate(stage="queued"))
+            yield pb.DreamEvent(progress=pb.DreamProgressUpdate(stage="queued",
+                                                                replica=self.replica))
             while True:
                 item = await events.get()
                 if item is task:
@@ -116,7 +130,7 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
     @status.streaming
     async def StreamDream(self, request_iterator, context):
         call = StreamCall(self.models, self.streams, self.limits, self.pools.streams,
-                          self.config_seconds)
+                          self.config_seconds, self.metrics, self.replica)
         async for response in call.responses(request_iterator):
             yield response
 
@@ -140,6 +154,8 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
     async def _dream(self, request, progress=None) -> pb.DreamResponse:
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
+        if self.streams.draining:
+            raise Unavailable("this server is shutting down; send the dream to another replica")
 
         def prepare():
             # Refuse bad or oversized requests before they wait for a compute slot.
@@ -154,8 +170,8 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
         # Requests being decoded count against the queue too, so a flood of large
         # requests cannot pile up in memory ahead of the gate.
         if self._preparing + self.gate.waiting >= self.gate.max_waiting + self.gate.active:
-            raise ResourceExhausted(f"server busy: {self._preparing + self.gate.waiting} "
-                                    "dreams already waiting; try again later")
+            raise Busy(f"server busy: {self._preparing + self.gate.waiting} dreams already "
+                       "waiting; try again later", "queue_full")
         self._preparing += 1
         try:
             inputs, model = await loop.run_in_executor(self.pools.prepare, prepare)
@@ -185,6 +201,9 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
             raise
         response.timing.queue_seconds = queued
         response.timing.total_seconds = time.perf_counter() - start
+        response.replica = self.replica
+        self.metrics.dreamed(model.spec.name, inputs.audio.shape[-1] / inputs.rate,
+                             response.timing.dream_seconds, queued)
         return response
 
     def _finished(self, running: asyncio.Future) -> None:

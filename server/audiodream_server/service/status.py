@@ -28,6 +28,7 @@ CODES = {
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Cancelled: grpc.StatusCode.CANCELLED,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
 MAX_MESSAGE = 1000  # characters; status details travel in a size-limited trailer
@@ -91,12 +92,15 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); see the server log"
 
 
-async def abort(context: grpc.aio.ServicerContext, exc: Exception, method: str):
+async def abort(context: grpc.aio.ServicerContext, exc: Exception, method: str,
+                metrics=None):
     code, message = status_of(exc)
     if code is grpc.StatusCode.INTERNAL:
         log.error("%s failed", method, exc_info=exc)
     else:
         log.info("%s: %s: %s", method, code.name, message)
+        if metrics is not None and code is not grpc.StatusCode.CANCELLED:
+            metrics.rejected(getattr(exc, "reason", code.name.lower()))
     await context.abort(code, message)
 
 
@@ -117,7 +121,7 @@ def unary(method):
             _gone(method.__name__)
             raise
         except Exception as exc:  # noqa: BLE001 - the boundary: nothing escapes as UNKNOWN
-            await abort(context, exc, method.__name__)
+            await abort(context, exc, method.__name__, getattr(self, "metrics", None))
 
     return wrapper
 
@@ -136,6 +140,6 @@ def streaming(method):
             _gone(method.__name__)
             raise
         except Exception as exc:  # noqa: BLE001 - see `unary`
-            await abort(context, exc, method.__name__)
+            await abort(context, exc, method.__name__, getattr(self, "metrics", None))
 
     return wrapper

@@ -47,12 +47,16 @@ class StreamCall:
     """Drives one stream: `responses(requests)` is the RPC's async response iterator."""
 
     def __init__(self, models: ResidentModels, hub: StreamHub, limits: Limits,
-                 executor: Executor, config_seconds: float = 10.0):
+                 executor: Executor, config_seconds: float = 10.0, metrics=None,
+                 replica: str = ""):
         self.models = models
         self.hub = hub
         self.limits = limits
         self.executor = executor
         self.config_seconds = config_seconds
+        self.metrics = metrics
+        self.replica = replica
+        self._told_to_move = False
         self._gone = threading.Event()
         self.still_wanted = lambda: not self._gone.is_set()
         self.blocks = 0
@@ -91,6 +95,9 @@ class StreamCall:
                     else:
                         replies = [warning("unexpected_config", "StreamConfig is only allowed "
                                            "first; use Control to change")]
+                    if self.hub.draining and not self._told_to_move:
+                        self._told_to_move = True
+                        yield self._move_warning()  # before this block's answer
                     for reply in replies:
                         yield reply
             finally:
@@ -115,8 +122,15 @@ class StreamCall:
         return session
 
     def _ready(self, session: StreamSession) -> pb.StreamResponse:
-        return convert.stream_ready(session.settings, session.params, session.model,
-                                    session.latency)
+        ready = convert.stream_ready(session.settings, session.params, session.model,
+                                     session.latency)
+        ready.ready.replica = self.replica
+        return ready
+
+    def _move_warning(self) -> pb.StreamResponse:
+        left = max(0.0, self.hub.drain_deadline - time.monotonic())
+        return warning("draining", f"this server is shutting down; the stream ends in about "
+                       f"{left:.0f} s: reopen it on another replica")
 
     def _control(self, session: StreamSession, control: pb.Control):
         """Applies a Control at this block boundary; returns the session and any replies."""
@@ -171,6 +185,10 @@ class StreamCall:
             self.late += 1
         wanted = job.iterations if job is not None else 0
         ran = job.iterations_run if job is not None else 0
+        if self.metrics is not None:
+            self.metrics.stream_block(session.model.spec.name, done - arrival,
+                                      settings.block_seconds,
+                                      job is not None and done > job.deadline, wanted, ran)
         self._period.seconds.append(done - arrival)
         self._period.iterations.append(ran)
         if ran < wanted and not self._period.degraded:

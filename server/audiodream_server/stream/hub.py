@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..errors import ResourceExhausted
+from ..errors import Busy, Unavailable
 from ..models.registry import LoadedModel
 from .scheduler import StreamScheduler
 
@@ -20,6 +21,13 @@ class StreamHub:
         self._lock = threading.Lock()
         self._active = 0
         self._schedulers: dict[str, StreamScheduler] = {}
+        self.draining = False
+        self.drain_deadline = 0.0  # time.monotonic() when draining streams are cut
+
+    def drain(self, seconds: float) -> None:
+        """Refuses new streams; running ones are warned to move within `seconds`."""
+        self.drain_deadline = time.monotonic() + seconds
+        self.draining = True
 
     @property
     def active(self) -> int:
@@ -29,9 +37,12 @@ class StreamHub:
     def admit(self) -> Iterator[None]:
         """Holds a stream slot for the duration of a stream."""
         with self._lock:
+            if self.draining:
+                raise Unavailable("this server is shutting down; open the stream on another "
+                                  "replica")
             if self._active >= self.max_streams:
-                raise ResourceExhausted(f"{self._active} streams are running, the most this "
-                                        "server takes; try again later")
+                raise Busy(f"{self._active} streams are running, the most this server takes; "
+                           "try again later", "streams_full")
             self._active += 1
         try:
             yield

@@ -165,7 +165,7 @@ class Timing(_message.Message):
     def __init__(self, queue_seconds: _Optional[float] = ..., prepare_seconds: _Optional[float] = ..., dream_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ...) -> None: ...
 
 class DreamResponse(_message.Message):
-    __slots__ = ("audio", "loss", "input_features", "output_features", "timing", "output_gain", "model", "model_sample_rate", "windows", "params", "class_changes", "others_before", "others_after")
+    __slots__ = ("audio", "loss", "input_features", "output_features", "timing", "output_gain", "model", "model_sample_rate", "windows", "params", "class_changes", "others_before", "others_after", "replica")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
     INPUT_FEATURES_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +179,7 @@ class DreamResponse(_message.Message):
     CLASS_CHANGES_FIELD_NUMBER: _ClassVar[int]
     OTHERS_BEFORE_FIELD_NUMBER: _ClassVar[int]
     OTHERS_AFTER_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     audio: Audio
     loss: _containers.RepeatedScalarFieldContainer[float]
     input_features: Features
@@ -192,7 +193,8 @@ class DreamResponse(_message.Message):
     class_changes: _containers.RepeatedCompositeFieldContainer[ClassChange]
     others_before: float
     others_after: float
-    def __init__(self, audio: _Optional[_Union[Audio, _Mapping]] = ..., loss: _Optional[_Iterable[float]] = ..., input_features: _Optional[_Union[Features, _Mapping]] = ..., output_features: _Optional[_Union[Features, _Mapping]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., output_gain: _Optional[float] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ..., windows: _Optional[int] = ..., params: _Optional[_Union[DreamParams, _Mapping]] = ..., class_changes: _Optional[_Iterable[_Union[ClassChange, _Mapping]]] = ..., others_before: _Optional[float] = ..., others_after: _Optional[float] = ...) -> None: ...
+    replica: str
+    def __init__(self, audio: _Optional[_Union[Audio, _Mapping]] = ..., loss: _Optional[_Iterable[float]] = ..., input_features: _Optional[_Union[Features, _Mapping]] = ..., output_features: _Optional[_Union[Features, _Mapping]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., output_gain: _Optional[float] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ..., windows: _Optional[int] = ..., params: _Optional[_Union[DreamParams, _Mapping]] = ..., class_changes: _Optional[_Iterable[_Union[ClassChange, _Mapping]]] = ..., others_before: _Optional[float] = ..., others_after: _Optional[float] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class ClassifyRequest(_message.Message):
     __slots__ = ("audio", "model", "top", "output")
@@ -231,18 +233,20 @@ class ClassifyResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., output: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[ClassScore, _Mapping]]] = ..., activation: _Optional[str] = ..., windows: _Optional[int] = ...) -> None: ...
 
 class DreamProgressUpdate(_message.Message):
-    __slots__ = ("stage", "iteration", "iterations", "loss", "elapsed_seconds")
+    __slots__ = ("stage", "iteration", "iterations", "loss", "elapsed_seconds", "replica")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     ITERATION_FIELD_NUMBER: _ClassVar[int]
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     stage: str
     iteration: int
     iterations: int
     loss: float
     elapsed_seconds: float
-    def __init__(self, stage: _Optional[str] = ..., iteration: _Optional[int] = ..., iterations: _Optional[int] = ..., loss: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ...) -> None: ...
+    replica: str
+    def __init__(self, stage: _Optional[str] = ..., iteration: _Optional[int] = ..., iterations: _Optional[int] = ..., loss: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class DreamEvent(_message.Message):
     __slots__ = ("progress", "result")
@@ -379,16 +383,18 @@ class StreamRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., audio: _Optional[_Union[AudioChunk, _Mapping]] = ..., control: _Optional[_Union[Control, _Mapping]] = ...) -> None: ...
 
 class StreamReady(_message.Message):
-    __slots__ = ("config", "latency_samples", "model", "model_sample_rate")
+    __slots__ = ("config", "latency_samples", "model", "model_sample_rate", "replica")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     LATENCY_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     config: StreamConfig
     latency_samples: int
     model: str
     model_sample_rate: int
-    def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., latency_samples: _Optional[int] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ...) -> None: ...
+    replica: str
+    def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., latency_samples: _Optional[int] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class StreamStats(_message.Message):
     __slots__ = ("blocks", "mean_block_seconds", "max_block_seconds", "real_time_factor", "late_blocks", "iterations_run")
