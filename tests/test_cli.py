@@ -126,7 +126,7 @@ def test_sigterm_stops_the_server_gracefully(served):
 
 
 @pytest.mark.parametrize("command", ["serve", "models", "layers", "dream", "stream", "classify",
-                                     "data", "train", "convert-yamnet"])
+                                     "atlas", "data", "train", "convert-yamnet"])
 def test_every_subcommand_prints_its_help(command):
     """`audiodream X -h` (server-side tools included) prints X's usage and exits 0."""
     for flag in ("-h", "--help"):
