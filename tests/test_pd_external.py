@@ -536,6 +536,30 @@ def test_help_patch_loads_without_errors(external):
     assert not problems, done.stderr
 
 
+def test_class_messages_steer_the_objective_and_unknown_names_are_refused(
+        external, server_address, tmp_path):
+    """`class NAME[@W] ...`, `exclusive 1`: the server takes the classes (no
+    warning) and the dream changes; an unknown class comes back as an
+    invalid_control warning on the info outlet and the stream goes on."""
+    args = f"-server {server_address} -model model2 -iterations 3 -step 0.2"
+    change = START_MS + 1000
+    scene = Scene([args, args], seconds=3.5,
+                  events=[(change, 0, "class untrained_3@2 5"), (change, 0, "exclusive 1"),
+                          (change, 1, "class no_such_class")])
+    r = scene.render(tmp_path)
+    invalid = [" ".join(m) for m in r.info[0] if m[:2] == ["warning", "invalid_control"]]
+    assert not invalid, invalid
+    refused = [m for m in r.info[1] if m[:2] == ["warning", "invalid_control"]]
+    assert refused and "no such class" in " ".join(refused[0]).replace("_", " "), r.info[1]
+    for k, y in enumerate(r.outs):
+        assert r.states(k) == ["connecting", "connected"]
+        assert np.abs(y).max() <= 1.0
+    latency = int(r.last(0, "latency"))
+    tail = slice(int(2.6 * RATE), int(3.3 * RATE))  # well after the change
+    dry = r.x[tail.start - latency: tail.stop - latency]
+    assert np.abs(r.outs[0][tail] - dry).max() > 0.01
+
+
 # ---- several replicas ----------------------------------------------------------------------
 
 def test_given_several_servers_it_streams_from_the_first_that_answers(

@@ -302,3 +302,29 @@ def test_refuses_class_map_of_other_length_and_a_pickle(tmp_path, converted):
     (tmp_path / "evil.json").write_text(json.dumps(dict(card, weights="evil.safetensors")))
     with pytest.raises(ValueError, match="not a readable safetensors"):
         yamnet_convert.load(tmp_path / "evil.json")
+
+
+@pytest.mark.parametrize("whole_model", [False, True])
+def test_accepts_model_garden_layout_and_whole_model_save(tmp_path, converted, whole_model):
+    """Today's Model Garden yamnet.py leaves the final Dense unnamed: Keras calls it
+    `dense` (`dense/dense/kernel:0`). `model.save` nests the layers under
+    `model_weights/`. Both convert to the same weights as the official layout."""
+    layers, _, _, model = converted
+    garden = {("dense" if name == "logits" else name): weights for name, weights in layers.items()}
+    path = tmp_path / "garden.h5"
+    if whole_model:
+        with h5py.File(path, "w") as f:
+            group = f.create_group("model_weights")
+            for name, weights in garden.items():
+                for w, value in weights.items():
+                    group.create_dataset(f"{name}/{name}/{w}:0", data=value)
+            f.create_dataset("optimizer_weights/iterations:0", data=np.zeros(()))
+    else:
+        write_keras_h5(path, garden)
+    names = write_class_map(tmp_path / "map.csv")
+    assert yamnet_convert.main([str(path), str(tmp_path / "map.csv"),
+                                "--out", str(tmp_path / "m" / "garden")]) == 0
+    other = yamnet_convert.load(tmp_path / "m" / "garden.json")
+    for key, value in model.state_dict().items():
+        assert torch.equal(other.state_dict()[key], value), key
+    assert list(other.spec.classes) == names

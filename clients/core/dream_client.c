@@ -175,6 +175,14 @@ void dc_params_merge(dc_params *dst, const dc_params *src)
         dst->window = src->window;
     if (src->set & DC_SET_MORPH)
         dst->morph_amount = src->morph_amount;
+    if (src->set & DC_SET_CLASSES) {
+        dst->nclasses = src->nclasses;
+        memcpy(dst->classes, src->classes, sizeof(dst->classes));
+    }
+    if (src->set & DC_SET_EXCLUSIVE)
+        dst->exclusive = src->exclusive;
+    if (src->set & DC_SET_AUTO_CLASS)
+        memcpy(dst->auto_class, src->auto_class, sizeof(dst->auto_class));
     dst->set |= src->set;
 }
 
@@ -183,6 +191,8 @@ typedef struct pb_params {
     Audiodream__V1__DreamParams msg;
     Audiodream__V1__LayerSelection layers[DC_MAX_LAYERS];
     Audiodream__V1__LayerSelection *layer_ptrs[DC_MAX_LAYERS];
+    Audiodream__V1__ClassTarget classes[DC_MAX_CLASSES];
+    Audiodream__V1__ClassTarget *class_ptrs[DC_MAX_CLASSES];
 } pb_params;
 
 /* proto3 `optional` fields appear as one-member oneofs in the generated C
@@ -238,6 +248,24 @@ static void params_to_pb(pb_params *out, const dc_params *p)
         out->msg.update = (char *)p->update;
     if (p->set & DC_SET_MORPH)
         PB_SET(out->msg, morph_amount, MORPH_AMOUNT, p->morph_amount);
+    if (p->set & DC_SET_CLASSES) {
+        for (i = 0; i < p->nclasses && i < DC_MAX_CLASSES; i++) {
+            Audiodream__V1__ClassTarget *c = &out->classes[i];
+            audiodream__v1__class_target__init(c);
+            c->name = (char *)p->classes[i].name;
+            if (p->classes[i].weight != 1.0f) {
+                c->opt_weight_case = AUDIODREAM__V1__CLASS_TARGET__OPT_WEIGHT_WEIGHT;
+                c->weight = p->classes[i].weight;
+            }
+            out->class_ptrs[i] = c;
+        }
+        out->msg.n_classes = (size_t)i;
+        out->msg.classes = out->class_ptrs;
+    }
+    if (p->set & DC_SET_EXCLUSIVE)
+        out->msg.exclusive = p->exclusive ? 1 : 0;
+    if ((p->set & DC_SET_AUTO_CLASS) && p->auto_class[0])
+        out->msg.auto_class = (char *)p->auto_class;
 }
 
 /* ---- the stream ----------------------------------------------------------- */

@@ -23,6 +23,7 @@ extern "C" {
 #define DC_MAX_MODELS 32
 #define DC_MAX_LAYER_INFO 64
 #define DC_TEXT 256
+#define DC_MAX_CLASSES 16        /* classes (tags, notes) named in one class objective */
 
 /* One layer to amplify: its feature maps (none = all) and weight. */
 typedef struct dc_layer {
@@ -31,6 +32,13 @@ typedef struct dc_layer {
     int32_t channels[DC_MAX_LAYER_CHANNELS];
     float weight;                /* 1 = plain */
 } dc_layer;
+
+/* One class of a class objective: a name (tag, note "C4", or digits: an
+ * index / MIDI number as the model reads it) and a weight. */
+typedef struct dc_class {
+    char name[DC_NAME];
+    float weight;                /* 1 = plain; negative pushes away */
+} dc_class;
 
 /* Which fields of dc_params carry a value; the others mean "the server's
  * default" in a config and "unchanged" in a control. */
@@ -48,7 +56,10 @@ enum {
     DC_SET_OBJECTIVE = 1 << 10,
     DC_SET_UPDATE = 1 << 11,
     DC_SET_WINDOW = 1 << 12,
-    DC_SET_MORPH = 1 << 13
+    DC_SET_MORPH = 1 << 16,
+    DC_SET_CLASSES = 1 << 13,
+    DC_SET_EXCLUSIVE = 1 << 14,
+    DC_SET_AUTO_CLASS = 1 << 15
 };
 
 /* The dream parameters a host changes live (a subset of DreamParams). */
@@ -69,6 +80,11 @@ typedef struct dc_params {
     char update[24];             /* "add", "hardcut", "target_filter", ... */
     unsigned window;             /* context frames per block, 0 = the model's (opens only) */
     float morph_amount;          /* morph mode: 0 = the input .. 1 = the target's code */
+    int nclasses;                /* class objective: the classes named */
+    dc_class classes[DC_MAX_CLASSES];
+    int exclusive;               /* 1: also away from the classes not named (cannot be
+                                    turned off by a control: proto3 false = unchanged) */
+    char auto_class[8];          /* "step" or "input": what the model hears most */
 } dc_params;
 
 /* Copies the fields set in `src` over `dst` (a control applied to a config). */

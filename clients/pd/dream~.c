@@ -242,6 +242,73 @@ static void dream_update(t_dream *x, t_symbol *name)
     dream_choice(x, DC_SET_UPDATE, name);
 }
 
+/* `class NAME[@WEIGHT] ...` and `notes NOTE ...`: dream toward these classes
+ * (tags, notes "C4"/"Db4", numbers: indices or MIDI notes as the model reads
+ * them); sets the objective to "class". The server checks the names and
+ * answers an unknown one with a warning on the info outlet. */
+static void dream_classes(t_dream *x, t_symbol *s, int argc, t_atom *argv)
+{
+    dc_params p;
+    int i;
+    if (!argc) {
+        pd_error(x, "dream~: %s: name at least one class, e.g. %s", s->s_name,
+                 strcmp(s->s_name, "notes") ? "class choir techno@0.5" : "notes C4 E4 G4");
+        return;
+    }
+    if (argc > DC_MAX_CLASSES) {
+        pd_error(x, "dream~: %s: at most %d classes", s->s_name, DC_MAX_CLASSES);
+        return;
+    }
+    memset(&p, 0, sizeof(p));
+    for (i = 0; i < argc; i++) {
+        dc_class *c = &p.classes[i];
+        char text[DC_NAME], *at;
+        if (argv[i].a_type == A_FLOAT)
+            snprintf(text, sizeof(text), "%d", (int)atom_getfloat(argv + i));
+        else
+            snprintf(text, sizeof(text), "%s", atom_getsymbol(argv + i)->s_name);
+        c->weight = 1.0f;
+        at = strrchr(text, '@');
+        if (at) {
+            char *end;
+            c->weight = strtof(at + 1, &end);
+            if (end == at + 1 || *end) {
+                pd_error(x, "dream~: %s: weight of %s is not a number", s->s_name, text);
+                return;
+            }
+            *at = '\0';
+        }
+        snprintf(c->name, sizeof(c->name), "%s", text);
+    }
+    p.nclasses = argc;
+    snprintf(p.objective, sizeof(p.objective), "class");
+    p.set = DC_SET_CLASSES | DC_SET_OBJECTIVE;
+    dw_change(x->x_w, &p);
+}
+
+static void dream_exclusive(t_dream *x, t_floatarg f)
+{
+    dc_params p;
+    memset(&p, 0, sizeof(p));
+    p.exclusive = f != 0;
+    p.set = DC_SET_EXCLUSIVE;
+    dw_change(x->x_w, &p);
+}
+
+static void dream_autoclass(t_dream *x, t_symbol *how)
+{
+    dc_params p;
+    if (strcmp(how->s_name, "step") && strcmp(how->s_name, "input")) {
+        pd_error(x, "dream~: autoclass %s: use step or input", how->s_name);
+        return;
+    }
+    memset(&p, 0, sizeof(p));
+    snprintf(p.auto_class, sizeof(p.auto_class), "%s", how->s_name);
+    snprintf(p.objective, sizeof(p.objective), "class");
+    p.set = DC_SET_AUTO_CLASS | DC_SET_OBJECTIVE;
+    dw_change(x->x_w, &p);
+}
+
 static void dream_mode(t_dream *x, t_symbol *mode)
 {
     dc_params p;
@@ -628,6 +695,10 @@ void dream_tilde_setup(void)
     class_addmethod(dream_class, (t_method)dream_morph, gensym("morph"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_target, gensym("target"), A_SYMBOL, 0);
     class_addmethod(dream_class, (t_method)dream_objective, gensym("objective"), A_SYMBOL, 0);
+    class_addmethod(dream_class, (t_method)dream_classes, gensym("class"), A_GIMME, 0);
+    class_addmethod(dream_class, (t_method)dream_classes, gensym("notes"), A_GIMME, 0);
+    class_addmethod(dream_class, (t_method)dream_exclusive, gensym("exclusive"), A_FLOAT, 0);
+    class_addmethod(dream_class, (t_method)dream_autoclass, gensym("autoclass"), A_SYMBOL, 0);
     class_addmethod(dream_class, (t_method)dream_window, gensym("window"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_update, gensym("update"), A_SYMBOL, 0);
     class_addmethod(dream_class, (t_method)dream_block, gensym("block"), A_FLOAT, 0);

@@ -130,6 +130,21 @@ function Client:layers(model)
   end)
 end
 
+--- What a classifier hears: {audio = | encoded =, sample_rate, channels,
+--- model, top [5], output}. Returns {model, output, activation, windows,
+--- scores = {{name, index, score}, ...}} best first, or nil, err.
+function Client:classify(args)
+  local audio
+  if args.encoded then
+    audio = {encoded = args.encoded}
+  else
+    audio = params.audio(args.audio, args.sample_rate, args.channels)
+  end
+  return self:unary("Classify", "ClassifyRequest",
+    {audio = audio, model = args.model or "", top = args.top or 5, output = args.output or ""},
+    "ClassifyResponse")
+end
+
 -- Keys of dream{} that are not DreamParams fields.
 local DREAM_KEYS = {
   audio = true, sample_rate = true, channels = true, encoded = true,
@@ -158,6 +173,8 @@ local function dream_result(r)
     loss = r.loss, input_features = r.input_features, output_features = r.output_features,
     output_gain = r.output_gain, model = r.model, model_sample_rate = r.model_sample_rate,
     windows = r.windows, timing = r.timing, params = r.params,
+    class_changes = r.class_changes, others_before = r.others_before,
+    others_after = r.others_after,
     replica = r.replica,  -- the server replica that dreamed it ("host:port")
   }
   if audio.pcm then

@@ -70,6 +70,44 @@ S.DreamParams = {
   {52, "morph_detail", "float", "optional"},
   {80, "loudness", "string"},
   {81, "ceiling_db", "float", "optional"},
+  {40, "classes", "ClassTarget", "repeated"},
+  {41, "class_output", "string"},
+  {42, "exclusive", "bool"},
+  {43, "auto_class", "string"},
+}
+
+S.ClassTarget = {
+  {1, "name", "string"},
+  {2, "index", "int32", "optional"},
+  {3, "weight", "float", "optional"},
+}
+
+S.ClassChange = {
+  {1, "name", "string"},
+  {2, "index", "uint32"},
+  {3, "before", "float"},
+  {4, "after", "float"},
+}
+
+S.ClassifyRequest = {
+  {1, "audio", "Audio"},
+  {2, "model", "string"},
+  {3, "top", "uint32"},
+  {4, "output", "string"},
+}
+
+S.ClassScore = {
+  {1, "name", "string"},
+  {2, "index", "uint32"},
+  {3, "score", "float"},
+}
+
+S.ClassifyResponse = {
+  {1, "model", "string"},
+  {2, "output", "string"},
+  {3, "scores", "ClassScore", "repeated"},
+  {4, "activation", "string"},
+  {5, "windows", "uint32"},
 }
 
 S.DreamRequest = {
@@ -103,6 +141,9 @@ S.DreamResponse = {
   {8, "model_sample_rate", "uint32"},
   {9, "windows", "uint32"},
   {10, "params", "DreamParams"},
+  {40, "class_changes", "ClassChange", "repeated"},
+  {41, "others_before", "float"},
+  {42, "others_after", "float"},
   {71, "replica", "string"},
 }
 

@@ -9,9 +9,17 @@ import sys
 from . import cli_checks
 from .cli_checks import UsageError
 from .client import DEFAULT_ADDRESS, Client, ServerError
+from .classes import class_targets
 from .layers import parse_layer
 
 SERVER_ENV = "AUDIODREAM_SERVER"
+# Server-side tools: command -> (module with `main(argv)`, one line of help).
+TOOLS = {"data": ("audiodream_server.datasets.cli",
+                  "build a training data set (gm-instruments, speech)"),
+         "train": ("audiodream_server.training.cli",
+                   "train a model on a folder-per-class data set"),
+         "convert-yamnet": ("audiodream_server.models.yamnet_convert",
+                            "convert YAMNet's Keras weights for the server")}
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -54,16 +62,21 @@ def get_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the server's models")
     _add_connection(models)
+    classify = sub.add_parser("classify", help="what a model hears: top classes with scores")
+    classify.add_argument("input", help="sound file (WAV, FLAC, OGG)")
+    classify.add_argument("--model", default="", help="a model with classes [server default]")
+    classify.add_argument("--top", type=int, default=5, help="how many classes [5]")
+    classify.add_argument("--output", default="",
+                          help="output to read [the model's; basic-pitch: note, onset, contour]")
+    _add_connection(classify)
     layers = sub.add_parser("layers", help="list a model's dreamable layers")
     layers.add_argument("model", nargs="?", default="", help="model name [server default]")
     _add_connection(layers)
 
-    # Server-side tools with parsers of their own: the rest of the line goes to them.
-    for name, text in (("data", "build a training data set (gm-instruments, speech)"),
-                       ("train", "train a model on a folder-per-class data set"),
-                       ("convert-yamnet", "convert YAMNet's Keras weights for the server")):
-        tool = sub.add_parser(name, help=text, add_help=False)
-        tool.add_argument("args", nargs=argparse.REMAINDER)
+    # Server-side tools with parsers of their own: `main` hands them the rest of
+    # the line (their own -h included); listed here for the overview.
+    for name, text in TOOLS.items():
+        sub.add_parser(name, help=text[1], add_help=False)
 
     dream = sub.add_parser("dream", help="dream a sound file")
     dream.add_argument("input", help="sound file to dream (WAV, FLAC, OGG)")
@@ -138,9 +151,22 @@ def _add_dream_options(p: argparse.ArgumentParser) -> None:
                    help="layer to amplify, repeatable, e.g. conv3:1,5@0.5")
     p.add_argument("--objective",
                    help="activation, mean, class, target_features, style [activation]")
-    p.add_argument("--class", dest="class_", metavar="INDEX|NAME",
-                   help="class for --objective class")
-    p.add_argument("--negate", action="store_true", help="push away from the class")
+    p.add_argument("--class", dest="class_", metavar="NAME[@W],...",
+                   help="dream toward these classes (tags, notes; a number = an index), "
+                        "e.g. choir or 'techno,piano@0.5'; implies --objective class")
+    p.add_argument("--notes", metavar="NOTE,...",
+                   help="note models (basic-pitch): dream toward these notes or a chord, "
+                        "e.g. C4,E4,G4 or 60,64,67; implies --objective class")
+    p.add_argument("--negate", action="store_true", help="push away from the classes")
+    p.add_argument("--exclusive", action="store_true",
+                   help="also push away from every class not named (toward this chord, "
+                        "away from the rest)")
+    p.add_argument("--class-output", metavar="LAYER",
+                   help="output the classes are read from [the model's; basic-pitch: note, "
+                        "onset, contour]")
+    p.add_argument("--auto-class", choices=("step", "input"),
+                   help="dream toward what the model hears most: re-chosen every step, or "
+                        "fixed from the input (DreamSound); implies --objective class")
     p.add_argument("--iterations", type=int,
                    help="gradient steps [20; when streaming, per block: 4]")
     p.add_argument("--step-size", type=float,
@@ -209,10 +235,13 @@ def _dream_params(args) -> dict:
                   init_frequency_hz=args.init_frequency, window_overlap=args.window_overlap,
                   loudness=args.loudness, ceiling_db=args.ceiling,
                   output_format=args.output_format)
-    if args.class_ is not None:
-        key = "class_index" if args.class_.isdigit() else "class_name"
-        params[key] = int(args.class_) if key == "class_index" else args.class_
+    classes = class_targets(args.class_, by_index=True) if args.class_ else []
+    if args.notes:
+        classes += class_targets(args.notes)
+    if classes or args.auto_class:
         params["objective"] = params["objective"] or "class"
+    params.update(classes=classes or None, exclusive=args.exclusive or None,
+                  class_output=args.class_output, auto_class=args.auto_class)
     return params
 
 
@@ -250,6 +279,9 @@ def _client(args):
 def main(argv: list[str] | None = None) -> int:
     """Runs one command; every failure ends in one line on stderr and an exit code:
     1 the server refused or failed, 2 a usage or file problem, 130 Ctrl-C."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TOOLS:  # its own parser reads the rest, -h included
+        return run_tool(TOOLS[argv[0]][0], argv[1:])
     args = get_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -422,23 +454,29 @@ def _local_server(args):
     return local_server(device=args.device)
 
 
-def _server_tool(module: str):
-    def run(args) -> int:
-        from audiodream_server import runtime
+def cmd_classify(args) -> int:
+    from .report import print_classification
 
-        runtime.configure_environment()
-        from importlib import import_module
+    cli_checks.check_input(args.input)
+    with _client(args) as client:
+        print_classification(client.classify(args.input, model=args.model, top=args.top,
+                                              output=args.output))
+    return 0
 
-        return import_module(module).main(args.args)
 
-    return run
+def run_tool(module: str, argv: list[str]) -> int:
+    from audiodream_server import runtime
+
+    runtime.configure_environment()
+    from importlib import import_module
+
+    code = import_module(module).main(argv)
+    return code or 0
 
 
 COMMANDS = {"serve": cmd_serve, "models": cmd_models, "layers": cmd_layers, "dream": cmd_dream,
-            "stream": cmd_stream, "morph": cmd_morph, "atlas": cmd_atlas,
-            "data": _server_tool("audiodream_server.datasets.cli"),
-            "train": _server_tool("audiodream_server.training.cli"),
-            "convert-yamnet": _server_tool("audiodream_server.models.yamnet_convert")}
+            "stream": cmd_stream, "morph": cmd_morph, "classify": cmd_classify,
+            "atlas": cmd_atlas}
 
 
 if __name__ == "__main__":

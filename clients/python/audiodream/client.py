@@ -21,6 +21,7 @@ import grpc
 import numpy as np
 
 from .deadlines import DREAM_BASE_SECONDS, LIST_SECONDS, dream_deadline, with_default_port
+from .classes import class_targets
 from . import replicas
 from .layers import parse_layer
 from .morphing import MorphOutput, morph_params
@@ -104,6 +105,21 @@ class DreamOutput:
     timing: dict[str, float]
     params: pb.DreamParams
     replica: str = ""  # the server replica that dreamed it ("host:port")
+    # Class objectives: (name, score in the input, score in the output) per
+    # targeted class, and the other classes' mean score before and after.
+    class_changes: list[tuple[str, float, float]] = field(default_factory=list)
+    others: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass
+class Classification:
+    """A sound's best classes: (name, index, score 0..1), highest first."""
+
+    model: str
+    output: str
+    activation: str
+    windows: int
+    scores: list[tuple[str, int, float]]
 
 
 Progress = Callable[[pb.DreamProgressUpdate], None]
@@ -185,7 +201,9 @@ class Client:
             target: a target sound (path, file bytes, or (array, rate)) for the
                 style / target_features objectives and the target_filter rule.
             progress: called with each progress update (uses DreamProgress).
-            **params: any DreamParams field, e.g. iterations=20, step_size=0.02.
+            **params: any DreamParams field, e.g. iterations=20, step_size=0.02;
+                `classes` takes "NAME[@W],..." strings, (name, weight) pairs or
+                ints (indices), e.g. objective="class", classes=["C4,E4,G4"].
         """
         request = dream_request(audio, sample_rate, model, layers, params)
         if target is not None:
@@ -221,6 +239,21 @@ class Client:
             timing={"queue": r.timing.queue_seconds, "prepare": r.timing.prepare_seconds,
                     "morph": r.timing.dream_seconds, "total": r.timing.total_seconds},
             params=r.params)
+
+    def classify(self, audio, sample_rate: int | None = None, *, model: str = "",
+                 top: int = 5, output: str = "") -> Classification:
+        """What `model` hears in a sound: its `top` classes, best first.
+
+        Args:
+            audio: as for `dream`.
+            output: the output to read ("" = the model's classes; basic-pitch:
+                "note", "onset", "contour").
+        """
+        request = pb.ClassifyRequest(audio=audio_message(audio, sample_rate), model=model,
+                                     top=top, output=output)
+        r = self._call(self._stub.Classify, request, DREAM_BASE_SECONDS)
+        return Classification(r.model, r.output, r.activation, r.windows,
+                              [(s.name, s.index, s.score) for s in r.scores])
 
     def stream(self, sample_rate: int, channels: int = 1, block_size: int = 2048, *,
                model: str = "", layers: Iterable = (), mode: str = "process",
@@ -335,7 +368,11 @@ def dream_params(model: str, layers: Iterable, params: dict) -> pb.DreamParams:
     if unknown:
         raise TypeError(f"unknown dream parameter(s) {', '.join(sorted(unknown))}; "
                         f"known: {', '.join(PARAM_FIELDS)}")
+    params = dict(params)
+    classes = params.pop("classes", None)
     msg = pb.DreamParams(model=model, **{k: v for k, v in params.items() if v is not None})
+    if classes:
+        msg.classes.extend(class_targets(classes))
     for layer in layers:
         name, channels, weight = _layer_tuple(layer)
         sel = msg.layers.add(name=name, channels=channels)
@@ -388,7 +425,9 @@ def dream_output(response: pb.DreamResponse, like) -> DreamOutput:
                 "prepare": response.timing.prepare_seconds,
                 "dream": response.timing.dream_seconds,
                 "total": response.timing.total_seconds},
-        params=response.params, replica=response.replica)
+        params=response.params, replica=response.replica,
+        class_changes=[(c.name, c.before, c.after) for c in response.class_changes],
+        others=(response.others_before, response.others_after))
 
 
 def decode_audio(msg: pb.Audio) -> np.ndarray:

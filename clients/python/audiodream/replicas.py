@@ -11,7 +11,8 @@ What is retried on another replica, and why it is safe (gRPC retry policy, the
 service config below): a call that fails UNAVAILABLE (the replica is gone,
 unreachable or shutting down) before any reply arrived, for
 
-    ListModels, ListLayers   read-only
+    ListModels, ListLayers,  read-only
+    Classify
     Dream, DreamProgress     every dream is seeded (seed 0 unless given), so the
                              same request gives the same sound on any replica;
                              a dream changes nothing on the server
@@ -31,7 +32,7 @@ import json
 import socket
 
 SERVICE = "audiodream.v1.DreamService"
-SAFE_TO_RETRY = ("ListModels", "ListLayers", "Dream", "DreamProgress")
+SAFE_TO_RETRY = ("ListModels", "ListLayers", "Classify", "Dream", "DreamProgress")
 MAX_ATTEMPTS = 5  # gRPC caps a retry policy's attempts at 5
 
 

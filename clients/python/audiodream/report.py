@@ -33,9 +33,10 @@ def print_models(models: list[ModelInfo]) -> None:
 def print_layers(layers: Layers) -> None:
     print(f"model {layers.model} ({layers.sample_rate} Hz, dreamed on the {layers.domain}), "
           f"default layer {layers.default_layer}")
-    print(f"{'layer':<10} {'type':<8} {'maps':>5} {'frame rate':>11} {'stride':>7}")
+    width = max([10] + [len(layer.name) for layer in layers.layers])
+    print(f"{'layer':<{width}} {'type':<8} {'maps':>5} {'frame rate':>11} {'stride':>7}")
     for layer in layers.layers:
-        print(f"{layer.name:<10} {layer.module_type:<8} {layer.channels:>5} "
+        print(f"{layer.name:<{width}} {layer.module_type:<8} {layer.channels:>5} "
               f"{layer.frame_rate:>8.1f} Hz {layer.stride:>7}")
     if layers.classes:
         shown = ", ".join(layers.classes[:12]) + (" ..." if len(layers.classes) > 12 else "")
@@ -88,6 +89,21 @@ def print_dream_summary(out: DreamOutput, path: str) -> None:
     for name, f in (("input", out.input_features), ("output", out.output_features)):
         print(f"{name:<11} {f.rms:>8.4f} {f.spectral_centroid_hz:>8.0f}Hz "
               f"{f.spectral_flatness:>9.4f} {f.spectral_flux:>7.4f}")
+    if out.class_changes:
+        print(f"{'class':<16} {'input':>7} {'output':>7} {'change':>8}")
+        for name, before, after in out.class_changes:
+            print(f"{name:<16} {before:>7.3f} {after:>7.3f} {after - before:>+8.3f}")
+        before, after = out.others
+        print(f"{'(other classes)':<16} {before:>7.3f} {after:>7.3f} {after - before:>+8.3f}")
+
+
+def print_classification(result) -> None:
+    """A Classification as a table: rank, class, score."""
+    what = f", output {result.output}" if result.output else ""
+    print(f"model {result.model}{what} ({result.activation} scores, mean over "
+          f"{result.windows} window(s)):")
+    for rank, (name, index, score) in enumerate(result.scores, start=1):
+        print(f"{rank:>3}. {name:<20} {score:.3f}  (class {index})")
 
 
 def print_morph_summary(out, path: str) -> None:

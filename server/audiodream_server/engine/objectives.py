@@ -6,7 +6,13 @@ to one window depends on that window only.
 
     activation: sum_l w_l * mean(a_l[:, channels] ** 2)   (MSE against zero, seed 003)
     mean:       sum_l w_l * mean(a_l[:, channels])        (seed 002 whole-layer mode)
-    class:      +/- logit[class]                           (seed 000, DreamSound)
+    class:      +/- (sum_i w_i z_i - [exclusive] (sum_i w_i) log sum_{j not chosen} exp z_j)
+                z = the output's logits, averaged over frames  (seed 000, DreamSound);
+                the log-sum-exp is a soft maximum of the other classes: its
+                gradient pushes down whichever of them is strongest, so tags
+                that co-occur with the chosen one are held back too (a plain
+                mean of the others let "opera" rise as fast as "choir")
+                auto_class: the chosen class is argmax z, re-chosen every step
     target_features: -sum_l w_l * mean((a_l - t_l) ** 2)  (toward a target's activations)
     style:      -sum_l w_l * mean((G(a_l) - G(t_l)) ** 2)
                 - c * sum_l w_l * mean((a_l - o_l) ** 2)   (Gatys; Ulyanov for audio)
@@ -46,7 +52,7 @@ def needs_original(params: DreamParams) -> bool:
 
 def layers_needed(params: DreamParams, logits_layer: str) -> list[str]:
     if params.objective == "class":
-        return [logits_layer]
+        return [params.class_output or logits_layer]
     return [sel.name for sel in params.layers]
 
 
@@ -97,8 +103,9 @@ def objective(acts: dict[str, torch.Tensor], params: DreamParams, logits_layer: 
     if params.objective == "mean":
         return layer_objective(acts, params.layers, squared=False)
     if params.objective == "class":
-        logit = _as_frames(acts[logits_layer])[:, params.class_index].mean(dim=-1)
-        return -logit if params.negate else logit
+        value = class_objective(_as_frames(acts[params.class_output or logits_layer]).mean(-1),
+                                params)
+        return -value if params.negate else value
     if params.objective == "target_features":
         return -_distance(acts, refs.target, params.layers, lambda a: a)
     if params.objective == "style":
@@ -108,3 +115,25 @@ def objective(acts: dict[str, torch.Tensor], params: DreamParams, logits_layer: 
                 acts, refs.original, params.layers, lambda a: a)
         return value
     raise ValueError(f"unknown objective {params.objective!r}")
+
+
+def class_objective(logits: torch.Tensor, params: DreamParams) -> torch.Tensor:
+    """`[B, N]` logits (frame means) -> `[B]`: the weighted chosen classes, minus
+    (with `exclusive`) a soft maximum of the rest; see the module docstring."""
+    if params.classes:
+        index = torch.tensor([t.index for t in params.classes], device=logits.device)
+        weight = torch.tensor([t.weight for t in params.classes], device=logits.device,
+                              dtype=logits.dtype)
+        chosen = torch.zeros_like(logits, dtype=torch.bool)
+        chosen[:, index] = True
+        value = (logits[:, index] * weight).sum(dim=1)
+        total = weight.sum()
+    else:  # auto_class: what the model hears most now
+        top = logits.detach().argmax(dim=1, keepdim=True)
+        chosen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, top, True)
+        value = logits.gather(1, top)[:, 0]
+        total = 1.0
+    if params.exclusive:
+        rest = logits.masked_fill(chosen, float("-inf")).logsumexp(dim=1)
+        value = value - total * rest
+    return value

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from ..errors import InvalidArgument, NotFound, OutOfRange
 from ..models.spec import ModelSpec
 from .loudness import LOUDNESS
+from . import classes as class_outputs
 
 OBJECTIVES = ("activation", "mean", "class", "target_features", "style")
 UPDATES = ("add", "hardcut", "hardcut_add", "target_filter", "flip")
@@ -28,6 +29,9 @@ OUTPUTS = ("mix", "change")
 ENGINE_DEFAULTS = {"step_size": 0.02, "lowpass_hz": 0.0, "follow_input": 1.0, "iterations": 20}
 MODEL_DEFAULTS = tuple(ENGINE_DEFAULTS)
 GRAD_NORMS = ("std", "l2", "mean_abs")
+# Automatic class (DreamSound): "" off; "step": the class the model hears most,
+# re-chosen at every step; "input": the one it hears most in the input, fixed.
+AUTO_CLASSES = ("", "step", "input")
 OUTPUT_FORMATS = ("pcm", "wav", "flac", "ogg")
 PHASES = ("original", "griffinlim")
 
@@ -38,6 +42,18 @@ class LayerSelection:
 
     name: str
     channels: tuple[int, ...] = ()
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class ClassTarget:
+    """One class of a class objective: by name or index, with a weight.
+
+    After `DreamParams.resolve`, `index` is set (names looked up in the output).
+    """
+
+    name: str = ""
+    index: int | None = None
     weight: float = 1.0
 
 
@@ -99,6 +115,10 @@ class DreamParams:
     morph_detail: float = 1.0
     loudness: str = "rms"
     ceiling_db: float = 0.0
+    classes: tuple[ClassTarget, ...] = ()
+    class_output: str = ""
+    exclusive: bool = False
+    auto_class: str = ""
 
     def validate(self, limits: Limits = DEFAULT_LIMITS) -> "DreamParams":
         """Checks every field that does not depend on the model. Returns self."""
@@ -110,6 +130,12 @@ class DreamParams:
         _choice("output", self.output, OUTPUTS)
         _choice("loudness", self.loudness, LOUDNESS)
         _range("ceiling_db", self.ceiling_db, -60.0, 0.0)
+        _choice("auto_class", self.auto_class, AUTO_CLASSES)
+        for target in self.classes:
+            _range(f"weight of class {target.name or target.index}", target.weight,
+                   -1000.0, 1000.0)
+            if not target.name and target.index is None:
+                raise InvalidArgument("a class target needs a name or an index")
         _range("iterations", self.iterations, 0, limits.max_iterations)
         _range("step_size", self.step_size, 0.0, 10.0)
         _range("follow_input", self.follow_input, 0.0, 2.0)
@@ -163,21 +189,11 @@ class DreamParams:
                 if not 0 <= ch < layer.channels:
                     raise OutOfRange(f"channel {ch} of layer {sel.name} is out of range: "
                                      f"it has channels 0..{layer.channels - 1}")
-        class_index = self.class_index
+        class_index, classes = self.class_index, self.classes
         if self.objective == "class":
-            if not spec.classes:
-                raise InvalidArgument(f"model {spec.name} is not a classifier; "
-                                      "use objective 'activation' or 'mean'")
-            if self.class_name:
-                if self.class_name not in spec.classes:
-                    raise NotFound(f"model {spec.name} has no class {self.class_name!r}; "
-                                   "ListLayers gives its class names")
-                class_index = spec.classes.index(self.class_name)
-            elif class_index is None:
-                raise InvalidArgument("objective 'class' needs class_index or class_name")
-            if not 0 <= class_index < len(spec.classes):
-                raise OutOfRange(f"class_index {class_index} is out of range: "
-                                 f"model {spec.name} has classes 0..{len(spec.classes) - 1}")
+            classes = self._resolve_classes(spec)
+            if len(classes) == 1 and classes[0].weight == 1.0:
+                class_index = classes[0].index
         defaults = {name: value for name, value in spec.dream_defaults
                     if getattr(self, name) is None}
         if self.follow_input is None and self.objective in ("target_features", "style"):
@@ -188,7 +204,32 @@ class DreamParams:
             if getattr(self, name) is None and name not in defaults:
                 defaults[name] = ENGINE_DEFAULTS[name]
         return replace(self, model=spec.name, layers=tuple(layers), class_index=class_index,
-                       **defaults)
+                       classes=classes, **defaults)
+
+    def _resolve_classes(self, spec: ModelSpec) -> tuple[ClassTarget, ...]:
+        """The class objective's targets with indices, from `classes`, `class_name`
+        or `class_index` (in that order); empty with `auto_class`."""
+        layer, names = class_outputs.output_names(spec, self.class_output)
+        targets = self.classes
+        if not targets and self.class_name:
+            targets = (ClassTarget(name=self.class_name),)
+        elif not targets and self.class_index is not None:
+            targets = (ClassTarget(index=self.class_index),)
+        if not targets and not self.auto_class:
+            raise InvalidArgument("objective 'class' needs classes (names or indices), "
+                                  "class_index, class_name or auto_class")
+        resolved = []
+        for target in targets:
+            index = target.index
+            if target.name:
+                index = class_outputs.index_of(spec, names, target.name)
+            if not 0 <= index < len(names):
+                raise OutOfRange(f"class index {index} is out of range: output {layer} of "
+                                 f"model {spec.name} has classes 0..{len(names) - 1}")
+            resolved.append(ClassTarget(names[index], index, target.weight))
+        if self.exclusive and len({t.index for t in resolved}) >= len(names):
+            raise InvalidArgument("exclusive needs classes left over to push away from")
+        return tuple(resolved)
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

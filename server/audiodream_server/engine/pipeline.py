@@ -24,6 +24,10 @@
 6. bring the output to its level with one gain (`loudness.py`: the input's
    loudness by default, then the peak bound `ceiling_db`; the gain is reported):
    the one place the result is scaled and bounded.
+7. class objectives: score the targeted classes in the input and in the
+   output (`classify`), so the caller can say how much they rose. With
+   `auto_class` "input" the class is chosen before step 2, as the one the
+   model hears most in the input.
 
 The engine knows nothing of gRPC: it raises `audiodream_server.errors` types.
 """
@@ -44,10 +48,11 @@ from ..models.registry import LoadedModel
 from . import audio as audio_io
 from . import melspace, windows
 from .ascent import ABSOLUTE, Group, references, step
+from .classify import ClassChange, class_changes, class_scores
 from .features import Features, features
 from .initial import initial_signal
 from .loudness import apply_loudness
-from .params import DreamParams, Limits, DEFAULT_LIMITS
+from .params import ClassTarget, DreamParams, Limits, DEFAULT_LIMITS
 from .resample import resample
 
 
@@ -70,6 +75,9 @@ class DreamResult:
         output_gain: the one gain applied (loudness and peak bound; 1.0 = none).
         windows: model windows per channel.
         params: the parameters in force, defaults filled in.
+        class_changes: class objectives: each targeted class's score in the
+            input and the output (0..1); `others_before` / `others_after`: the
+            mean score of every other class.
     """
 
     audio: np.ndarray
@@ -82,6 +90,9 @@ class DreamResult:
     params: DreamParams
     prepare_seconds: float
     dream_seconds: float
+    class_changes: tuple[ClassChange, ...] = ()
+    others_before: float = 0.0
+    others_after: float = 0.0
 
 
 ProgressFn = Callable[[Progress], None]
@@ -109,6 +120,9 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
                               "needs a target sound")
     spec, device = model.spec, model.device
     rate = spec.sample_rate
+    if params.objective == "class" and params.auto_class == "input" and not params.classes:
+        index, name, _ = class_scores(model, audio, sample_rate, params.class_output).top(1)[0]
+        params = replace(params, classes=(ClassTarget(name, index),), class_index=index)
     generator = torch.Generator().manual_seed(params.seed)
 
     original = _tensor(resample(audio, sample_rate, rate), device)
@@ -155,11 +169,19 @@ def dream(audio: np.ndarray, sample_rate: int, model: LoadedModel, params: Dream
     mode = "off" if params.output == "change" else params.loudness
     out, gain = apply_loudness(out, audio, mode, params.ceiling_db)
     dream_seconds = time.perf_counter() - t_dream
+    changes, others = (), (0.0, 0.0)
+    if params.objective == "class":
+        indices = [t.index for t in params.classes] or [
+            class_scores(model, out, sample_rate, params.class_output).top(1)[0][0]]
+        found, *others = class_changes(model, audio, out, sample_rate, params.class_output,
+                                       list(dict.fromkeys(indices)))
+        changes = tuple(found)
     return DreamResult(
         audio=out.astype(np.float32, copy=False), sample_rate=sample_rate, loss=ascent.losses,
         input_features=features(audio, sample_rate), output_features=features(out, sample_rate),
         output_gain=gain, windows=ascent.windows, params=params,
-        prepare_seconds=prepare_seconds, dream_seconds=dream_seconds)
+        prepare_seconds=prepare_seconds, dream_seconds=dream_seconds,
+        class_changes=changes, others_before=others[0], others_after=others[1])
 
 
 class _Ascent:

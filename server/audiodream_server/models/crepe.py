@@ -192,7 +192,7 @@ class Crepe(DreamableModel):
             layers=tuple(layers), classes=PITCH_NAMES, default_layer="conv3",
             description=f"CREPE {size} pitch estimator (Kim et al. 2018): 64 ms frames at "
                         "16 kHz, 360 pitch bins of 20 cents (classes like 'A4+6c')",
-            trained=trained, logits_layer="classifier")
+            trained=trained, logits_layer="classifier", class_activation="sigmoid")
 
     def prepare(self, audio: torch.Tensor) -> torch.Tensor:
         """`[B, 1024]` -> `[B, 1, 1024]`, each frame at zero mean and unit std:

@@ -52,6 +52,11 @@ class ModelSpec:
             resynthesised afterwards; see engine.melspace).
         dream_defaults: (parameter, value) pairs this model dreams best with
             (engine.params.MODEL_DEFAULTS names them), from its card or architecture.
+        class_activation: how logits become scores: "softmax" (one class per
+            sound) or "sigmoid" (independent tags, notes, pitch bins).
+        class_outputs: (layer, class names) of outputs besides the logits layer
+            that can be read as classes (e.g. Basic Pitch's onsets, contour).
+        note_classes: class names are notes; "C4", "Db4" or "60" name them.
     """
 
     name: str
@@ -65,6 +70,9 @@ class ModelSpec:
     domain: str = "waveform"
     logits_layer: str = ""
     dream_defaults: tuple[tuple[str, float], ...] = ()
+    class_activation: str = "softmax"
+    class_outputs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    note_classes: bool = False
 
     def layer(self, name: str) -> LayerSpec | None:
         for layer in self.layers:

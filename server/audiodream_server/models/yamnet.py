@@ -261,7 +261,7 @@ class YAMNet(DreamableModel):
             layers=tuple(layers), classes=tuple(classes), default_layer=default_layer,
             description=description or "YAMNet (AudioSet, 521 sound events): MobileNet-v1 "
                                        "on a 0.96 s log-mel patch, mel front end inside",
-            trained=trained, logits_layer="logits")
+            trained=trained, logits_layer="logits", class_activation="sigmoid")
 
     def prepare(self, audio: torch.Tensor) -> torch.Tensor:
         """The log-mel stage takes the waveform `[B, T]` itself."""

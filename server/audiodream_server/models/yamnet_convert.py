@@ -17,6 +17,11 @@ was saved). YAMNet's layers and what they hold, Keras -> PyTorch:
                                               -> bias, running_mean, running_var; weight = 1
     logits                  kernel [1024, N], bias [N]     -> linear.weight [N, 1024], bias
 
+Two layouts of the final layer are accepted: the official `logits` and the
+unnamed Dense of today's Model Garden `yamnet.py`, which Keras calls `dense`
+(`dense/dense/kernel:0`; `dense_1`... if other unnamed layers came first):
+the one 2-D `<layer>/kernel` of shape [1024, N] that is not YAMNet's own.
+
 Keras kernels are `[kh, kw, in, out]`; PyTorch's are `[out, in, kh, kw]`, and a
 depthwise kernel's `in` is PyTorch's `out` (one filter per channel, groups = C).
 Conversion is strict: every tensor the model needs must be in the file with the
@@ -121,6 +126,28 @@ def _weight_key(path: str) -> str:
     return path
 
 
+def name_logits(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Renames an unnamed final Dense (`dense/kernel`, `dense/bias`; see the module
+    docstring) to `logits/...`; other layouts pass unchanged.
+
+    >>> sorted(name_logits({"dense/kernel": np.zeros((1024, 3)), "dense/bias": np.zeros(3)}))
+    ['logits/bias', 'logits/kernel']
+    """
+    if "logits/kernel" in arrays:
+        return arrays
+    found = [key[:-len("/kernel")] for key, value in arrays.items()
+             if key.endswith("/kernel") and not key.startswith("layer") and np.ndim(value) == 2
+             and np.shape(value)[0] == yamnet.EMBEDDING]
+    if len(found) != 1:
+        return arrays
+    layer = found[0]
+    renamed = dict(arrays)
+    for weight in ("kernel", "bias"):
+        if f"{layer}/{weight}" in renamed:
+            renamed[f"logits/{weight}"] = renamed.pop(f"{layer}/{weight}")
+    return renamed
+
+
 def keras_to_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """YAMNet's Keras arrays (keyed as `read_h5` gives them) -> a `YAMNet` state dict.
 
@@ -128,8 +155,10 @@ def keras_to_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     Raises:
         ValueError: a tensor missing, of the wrong shape, not finite, or left over.
     """
+    arrays = name_logits(arrays)
     if "logits/kernel" not in arrays or np.ndim(arrays["logits/kernel"]) != 2:
-        raise ValueError("not a YAMNet weight file: no 2-D logits/kernel")
+        raise ValueError("not a YAMNet weight file: no 2-D logits/kernel (nor an unnamed "
+                         "dense layer of 1024 inputs)")
     layout = keras_layout(int(arrays["logits/kernel"].shape[1]))
     missing = [key for key in layout if key not in arrays]
     unexpected = sorted(arrays.keys() - layout.keys())

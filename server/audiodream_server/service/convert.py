@@ -9,8 +9,9 @@ import numpy as np
 from audiodream.v1 import audiodream_pb2 as pb
 
 from ..engine import audio as audio_io
+from ..engine.classify import Scores
 from ..engine.features import Features
-from ..engine.params import DreamParams, LayerSelection, Limits
+from ..engine.params import ClassTarget, DreamParams, LayerSelection, Limits
 from ..engine.pipeline import DreamResult
 from ..errors import InvalidArgument
 from ..models.registry import LoadedModel
@@ -19,7 +20,8 @@ from ..stream.settings import StreamSettings
 _DEFAULTS = DreamParams()
 # Choice fields: an empty string means "the default".
 _CHOICES = ("objective", "update", "init", "grad_norm", "output_format", "phase", "output",
-            "morph_interpolation", "loudness")
+            "morph_interpolation", "loudness",
+            "class_output", "auto_class")
 # Scalars with presence: unset means "the default".
 _OPTIONALS = ("iterations", "step_size", "seed", "init_frequency_hz", "init_gain",
               "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient",
@@ -44,6 +46,13 @@ def params_from_proto(msg: pb.DreamParams, base: DreamParams = _DEFAULTS) -> Dre
         values["class_name"] = msg.class_name
     if msg.negate:
         values["negate"] = True
+    if msg.exclusive:
+        values["exclusive"] = True
+    if msg.classes:
+        values["classes"] = tuple(
+            ClassTarget(c.name, c.index if c.HasField("index") else None,
+                        c.weight if c.HasField("weight") else 1.0)
+            for c in msg.classes)
     if msg.layers:
         values["layers"] = tuple(
             LayerSelection(sel.name, tuple(sel.channels),
@@ -69,7 +78,12 @@ def params_to_proto(params: DreamParams) -> pb.DreamParams:
         follow_input=params.follow_input, output=params.output,
         morph_amount=params.morph_amount, morph_interpolation=params.morph_interpolation,
         morph_detail=params.morph_detail, loudness=params.loudness,
-        ceiling_db=params.ceiling_db)
+        ceiling_db=params.ceiling_db, class_output=params.class_output,
+        exclusive=params.exclusive, auto_class=params.auto_class)
+    for target in params.classes:
+        entry = msg.classes.add(name=target.name, weight=target.weight)
+        if target.index is not None:
+            entry.index = target.index
     if params.class_index is not None:
         msg.class_index = params.class_index
     for sel in params.layers:
@@ -134,7 +148,18 @@ def result_to_proto(result: DreamResult, model: LoadedModel) -> pb.DreamResponse
         model_sample_rate=model.spec.sample_rate, windows=result.windows,
         params=params_to_proto(result.params),
         timing=pb.Timing(prepare_seconds=result.prepare_seconds,
-                         dream_seconds=result.dream_seconds))
+                         dream_seconds=result.dream_seconds),
+        class_changes=[pb.ClassChange(name=c.name, index=c.index, before=c.before,
+                                      after=c.after) for c in result.class_changes],
+        others_before=result.others_before, others_after=result.others_after)
+
+
+def classify_response(scores: Scores, model: LoadedModel, top: int) -> pb.ClassifyResponse:
+    return pb.ClassifyResponse(
+        model=model.spec.name, output=scores.output, activation=scores.activation,
+        windows=scores.windows,
+        scores=[pb.ClassScore(name=name, index=index, score=score)
+                for index, name, score in scores.top(top)])
 
 
 def model_info(model: LoadedModel) -> pb.ModelInfo:

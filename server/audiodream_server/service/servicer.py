@@ -19,6 +19,7 @@ from audiodream.v1 import audiodream_pb2 as pb
 from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
 
 from ..engine.params import Limits, DEFAULT_LIMITS
+from ..engine.classify import class_scores
 from ..engine.pipeline import Progress, dream
 from ..models.registry import ResidentModels
 from ..errors import Busy, Unavailable
@@ -144,6 +145,23 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
     @status.unary
     async def Morph(self, request, context):
         return await morphing.serve(self, request)
+
+    @status.unary
+    async def Classify(self, request, context):
+        loop = asyncio.get_running_loop()
+
+        def prepare():
+            audio, rate = convert.audio_from_proto(request.audio, self.limits)
+            return audio, rate, self.models.get(request.model)
+
+        audio, rate, model = await loop.run_in_executor(self.pools.prepare, prepare)
+        await self.gate.acquire()
+        try:
+            scores = await loop.run_in_executor(
+                self.pools.compute, class_scores, model, audio, rate, request.output)
+        finally:
+            self.gate.release()
+        return convert.classify_response(scores, model, request.top or 5)
 
     async def _dream(self, request, progress=None) -> pb.DreamResponse:
         start = time.perf_counter()

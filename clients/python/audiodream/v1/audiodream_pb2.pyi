@@ -31,7 +31,7 @@ class LayerSelection(_message.Message):
     def __init__(self, name: _Optional[str] = ..., channels: _Optional[_Iterable[int]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class DreamParams(_message.Message):
-    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters", "follow_input", "output", "morph_amount", "morph_interpolation", "morph_detail", "loudness", "ceiling_db")
+    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters", "follow_input", "output", "morph_amount", "morph_interpolation", "morph_detail", "loudness", "ceiling_db", "classes", "class_output", "exclusive", "auto_class")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,10 @@ class DreamParams(_message.Message):
     MORPH_DETAIL_FIELD_NUMBER: _ClassVar[int]
     LOUDNESS_FIELD_NUMBER: _ClassVar[int]
     CEILING_DB_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    CLASS_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIVE_FIELD_NUMBER: _ClassVar[int]
+    AUTO_CLASS_FIELD_NUMBER: _ClassVar[int]
     model: str
     layers: _containers.RepeatedCompositeFieldContainer[LayerSelection]
     objective: str
@@ -108,7 +112,33 @@ class DreamParams(_message.Message):
     morph_detail: float
     loudness: str
     ceiling_db: float
-    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., follow_input: _Optional[float] = ..., output: _Optional[str] = ..., morph_amount: _Optional[float] = ..., morph_interpolation: _Optional[str] = ..., morph_detail: _Optional[float] = ..., loudness: _Optional[str] = ..., ceiling_db: _Optional[float] = ...) -> None: ...
+    classes: _containers.RepeatedCompositeFieldContainer[ClassTarget]
+    class_output: str
+    exclusive: bool
+    auto_class: str
+    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., follow_input: _Optional[float] = ..., output: _Optional[str] = ..., morph_amount: _Optional[float] = ..., morph_interpolation: _Optional[str] = ..., morph_detail: _Optional[float] = ..., loudness: _Optional[str] = ..., ceiling_db: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassTarget, _Mapping]]] = ..., class_output: _Optional[str] = ..., exclusive: _Optional[bool] = ..., auto_class: _Optional[str] = ...) -> None: ...
+
+class ClassTarget(_message.Message):
+    __slots__ = ("name", "index", "weight")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    index: int
+    weight: float
+    def __init__(self, name: _Optional[str] = ..., index: _Optional[int] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class ClassChange(_message.Message):
+    __slots__ = ("name", "index", "before", "after")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    index: int
+    before: float
+    after: float
+    def __init__(self, name: _Optional[str] = ..., index: _Optional[int] = ..., before: _Optional[float] = ..., after: _Optional[float] = ...) -> None: ...
 
 class DreamRequest(_message.Message):
     __slots__ = ("audio", "params", "target")
@@ -145,7 +175,7 @@ class Timing(_message.Message):
     def __init__(self, queue_seconds: _Optional[float] = ..., prepare_seconds: _Optional[float] = ..., dream_seconds: _Optional[float] = ..., total_seconds: _Optional[float] = ...) -> None: ...
 
 class DreamResponse(_message.Message):
-    __slots__ = ("audio", "loss", "input_features", "output_features", "timing", "output_gain", "model", "model_sample_rate", "windows", "params", "replica")
+    __slots__ = ("audio", "loss", "input_features", "output_features", "timing", "output_gain", "model", "model_sample_rate", "windows", "params", "class_changes", "others_before", "others_after", "replica")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     LOSS_FIELD_NUMBER: _ClassVar[int]
     INPUT_FEATURES_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +186,9 @@ class DreamResponse(_message.Message):
     MODEL_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     WINDOWS_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    CLASS_CHANGES_FIELD_NUMBER: _ClassVar[int]
+    OTHERS_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    OTHERS_AFTER_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     audio: Audio
     loss: _containers.RepeatedScalarFieldContainer[float]
@@ -167,8 +200,47 @@ class DreamResponse(_message.Message):
     model_sample_rate: int
     windows: int
     params: DreamParams
+    class_changes: _containers.RepeatedCompositeFieldContainer[ClassChange]
+    others_before: float
+    others_after: float
     replica: str
-    def __init__(self, audio: _Optional[_Union[Audio, _Mapping]] = ..., loss: _Optional[_Iterable[float]] = ..., input_features: _Optional[_Union[Features, _Mapping]] = ..., output_features: _Optional[_Union[Features, _Mapping]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., output_gain: _Optional[float] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ..., windows: _Optional[int] = ..., params: _Optional[_Union[DreamParams, _Mapping]] = ..., replica: _Optional[str] = ...) -> None: ...
+    def __init__(self, audio: _Optional[_Union[Audio, _Mapping]] = ..., loss: _Optional[_Iterable[float]] = ..., input_features: _Optional[_Union[Features, _Mapping]] = ..., output_features: _Optional[_Union[Features, _Mapping]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., output_gain: _Optional[float] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ..., windows: _Optional[int] = ..., params: _Optional[_Union[DreamParams, _Mapping]] = ..., class_changes: _Optional[_Iterable[_Union[ClassChange, _Mapping]]] = ..., others_before: _Optional[float] = ..., others_after: _Optional[float] = ..., replica: _Optional[str] = ...) -> None: ...
+
+class ClassifyRequest(_message.Message):
+    __slots__ = ("audio", "model", "top", "output")
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TOP_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    audio: Audio
+    model: str
+    top: int
+    output: str
+    def __init__(self, audio: _Optional[_Union[Audio, _Mapping]] = ..., model: _Optional[str] = ..., top: _Optional[int] = ..., output: _Optional[str] = ...) -> None: ...
+
+class ClassScore(_message.Message):
+    __slots__ = ("name", "index", "score")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    index: int
+    score: float
+    def __init__(self, name: _Optional[str] = ..., index: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
+
+class ClassifyResponse(_message.Message):
+    __slots__ = ("model", "output", "scores", "activation", "windows")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATION_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    output: str
+    scores: _containers.RepeatedCompositeFieldContainer[ClassScore]
+    activation: str
+    windows: int
+    def __init__(self, model: _Optional[str] = ..., output: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[ClassScore, _Mapping]]] = ..., activation: _Optional[str] = ..., windows: _Optional[int] = ...) -> None: ...
 
 class DreamProgressUpdate(_message.Message):
     __slots__ = ("stage", "iteration", "iterations", "loss", "elapsed_seconds", "replica")

@@ -64,6 +64,11 @@ class DreamServiceStub:
                 request_serializer=audiodream_dot_v1_dot_audiodream__pb2.MorphRequest.SerializeToString,
                 response_deserializer=audiodream_dot_v1_dot_audiodream__pb2.MorphResponse.FromString,
                 _registered_method=True)
+        self.Classify = channel.unary_unary(
+                '/audiodream.v1.DreamService/Classify',
+                request_serializer=audiodream_dot_v1_dot_audiodream__pb2.ClassifyRequest.SerializeToString,
+                response_deserializer=audiodream_dot_v1_dot_audiodream__pb2.ClassifyResponse.FromString,
+                _registered_method=True)
 
 
 class DreamServiceServicer:
@@ -112,6 +117,13 @@ class DreamServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Classify(self, request, context):
+        """What a classifier hears: a sound's top classes (tags, notes...) with scores.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DreamServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +156,11 @@ def add_DreamServiceServicer_to_server(servicer, server):
                     servicer.Morph,
                     request_deserializer=audiodream_dot_v1_dot_audiodream__pb2.MorphRequest.FromString,
                     response_serializer=audiodream_dot_v1_dot_audiodream__pb2.MorphResponse.SerializeToString,
+            ),
+            'Classify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Classify,
+                    request_deserializer=audiodream_dot_v1_dot_audiodream__pb2.ClassifyRequest.FromString,
+                    response_serializer=audiodream_dot_v1_dot_audiodream__pb2.ClassifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -308,6 +325,33 @@ class DreamService:
             '/audiodream.v1.DreamService/Morph',
             audiodream_dot_v1_dot_audiodream__pb2.MorphRequest.SerializeToString,
             audiodream_dot_v1_dot_audiodream__pb2.MorphResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Classify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audiodream.v1.DreamService/Classify',
+            audiodream_dot_v1_dot_audiodream__pb2.ClassifyRequest.SerializeToString,
+            audiodream_dot_v1_dot_audiodream__pb2.ClassifyResponse.FromString,
             options,
             channel_credentials,
             insecure,
