@@ -58,7 +58,7 @@ def get_parser() -> argparse.ArgumentParser:
                        help="serve only these models [every model found; $AUDIODREAM_MODELS]")
     serve.add_argument("--lazy-models", metavar="NAME,...",
                        help="load these on first use, not at start-up; '' = load all at once "
-                            "[crepe-full; $AUDIODREAM_LAZY_MODELS]")
+                            "[crepe-full,random-shallow; $AUDIODREAM_LAZY_MODELS]")
 
     models = sub.add_parser("models", help="list the server's models")
     _add_connection(models)

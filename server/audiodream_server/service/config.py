@@ -73,7 +73,7 @@ class ServerConfig:
     tls_cert: str = ""
     tls_key: str = ""
     models: str = ""
-    lazy_models: str = "crepe-full"
+    lazy_models: str = "crepe-full,random-shallow"
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "ServerConfig":
