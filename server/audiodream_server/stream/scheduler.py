@@ -45,6 +45,11 @@ class StreamScheduler:
                                         daemon=True)
         self._thread.start()
 
+    @property
+    def sample_seconds(self) -> float:
+        """Measured seconds per sample per iteration (0 until the first pass)."""
+        return self._iteration_seconds
+
     def run(self, job: Job, still_wanted=lambda: True, block_seconds: float = 0.0) -> Job:
         """Queues `job`, waits until it is done, returns it."""
         future: Future = Future()
