@@ -173,6 +173,8 @@ void dc_params_merge(dc_params *dst, const dc_params *src)
         memcpy(dst->update, src->update, sizeof(dst->update));
     if (src->set & DC_SET_WINDOW)
         dst->window = src->window;
+    if (src->set & DC_SET_DELAY)
+        dst->delay = src->delay;
     dst->set |= src->set;
 }
 
@@ -329,6 +331,9 @@ dc_stream *dc_stream_open(const char *target, const dc_stream_config *cfg,
     config.offline = cfg->offline ? 1 : 0;
     if (params && (params->set & DC_SET_WINDOW))
         config.window = params->window;
+    if (params && (params->set & DC_SET_DELAY))
+        config.delay = params->delay;
+    config.slack = cfg->slack;
     if (params && (params->set & DC_SET_MODE))
         config.mode = (char *)params->mode;
     audiodream__v1__stream_request__init(&req);

@@ -47,7 +47,8 @@ enum {
     DC_SET_SEED = 1 << 9,
     DC_SET_OBJECTIVE = 1 << 10,
     DC_SET_UPDATE = 1 << 11,
-    DC_SET_WINDOW = 1 << 12
+    DC_SET_WINDOW = 1 << 12,
+    DC_SET_DELAY = 1 << 13
 };
 
 /* The dream parameters a host changes live (a subset of DreamParams). */
@@ -66,7 +67,8 @@ typedef struct dc_params {
     uint64_t seed;
     char objective[24];          /* "activation", "mean", "style", ... */
     char update[24];             /* "add", "hardcut", "target_filter", ... */
-    unsigned window;             /* context frames per block, 0 = the model's (opens only) */
+    unsigned window;             /* context frames per block, 0 = the server's (opens only) */
+    unsigned delay;              /* server output delay, frames, 0 = one block (opens only) */
 } dc_params;
 
 /* Copies the fields set in `src` over `dst` (a control applied to a config). */
@@ -108,6 +110,7 @@ typedef struct dc_stream_config {
     unsigned channels;           /* 1..8, interleaved in every block */
     unsigned block_size;         /* frames per message */
     int offline;                 /* 1 = the server runs every iteration, however long */
+    unsigned slack;              /* frames the host waits for a reply after a block (pre-roll) */
 } dc_stream_config;
 
 /* Opens a StreamDream call to `target` ("host:port") and sends its config;
