@@ -92,6 +92,7 @@ struct dw_worker {
     _Atomic int link, state, latency, dry, bypass;   /* latency: without `grown` */
     _Atomic size_t grown;           /* frames the pre-roll grew by (audio thread writes) */
     _Atomic unsigned adapt;         /* the most it may grow by */
+    _Atomic unsigned preroll_now;   /* the stream's pre-roll: with growth <= DW_MAX_PREROLL */
     _Atomic unsigned long concealed, concealed_frames;
     _Atomic size_t prefill_next;    /* block + preroll of the stream being armed */
     _Atomic unsigned long underruns, overruns, late, dropped, controls, blocks;
@@ -520,6 +521,7 @@ static void stream_arm(dw_worker *w, run *r, const dc_event *ready)
     int again;
     atomic_store(&w->latency, (int)(ready->latency + r->cfg.block_size + r->preroll));
     atomic_store(&w->grown, 0);
+    atomic_store(&w->preroll_now, r->preroll);
     r->told_latency = total_latency(w);
     atomic_store(&w->late, 0);
     atomic_store(&w->controls, 0);
@@ -851,6 +853,7 @@ dw_worker *dw_new(const dw_options *o, char *err, size_t errlen)
     atomic_init(&w->prefill_next, 0);
     atomic_init(&w->grown, 0);
     atomic_init(&w->adapt, DW_ADAPT_DEFAULT);
+    atomic_init(&w->preroll_now, 0);
     atomic_init(&w->concealed, 0);
     atomic_init(&w->concealed_frames, 0);
     for (i = 0; i < DW_CONCEAL_FADE; i++)
@@ -1166,7 +1169,11 @@ static void perform_conceal(dw_worker *w, float *const *out, size_t k, size_t n)
 {
     size_t i, missing = n - k, latency = (size_t)total_latency(w);
     size_t grown = atomic_load_explicit(&w->grown, memory_order_relaxed);
+    size_t room = atomic_load_explicit(&w->adapt, memory_order_relaxed);
+    size_t preroll = atomic_load_explicit(&w->preroll_now, memory_order_relaxed);
     unsigned c;
+    if (preroll + room > DW_MAX_PREROLL)        /* grown, still a pre-roll the object takes */
+        room = preroll < DW_MAX_PREROLL ? DW_MAX_PREROLL - preroll : 0;
     if (latency + n > DW_DRY_FRAMES) {         /* longer than the delay line: silence */
         for (c = 0; c < w->channels; c++)
             memset(out[c] + k, 0, missing * sizeof(float));
@@ -1192,7 +1199,7 @@ static void perform_conceal(dw_worker *w, float *const *out, size_t k, size_t n)
                         + (1.0f - r) * w->residual[c];
     }
     atomic_fetch_add_explicit(&w->concealed_frames, missing, memory_order_relaxed);
-    if (!w->offline && grown + missing <= atomic_load_explicit(&w->adapt, memory_order_relaxed))
+    if (!w->offline && grown + missing <= room)
         atomic_store_explicit(&w->grown, grown + missing, memory_order_relaxed);
     else
         w->deficit += missing;

@@ -40,7 +40,8 @@
  * r a raised-cosine ramp over DW_CONCEAL_FADE frames. Each such gap counts as
  * one concealed block. The missing frames then either become latency (the
  * pre-roll adapts: it grows by them while the growth stays within `adapt`
- * frames, and the new latency is reported), or, beyond that ceiling, are owed
+ * frames and the pre-roll within DW_MAX_PREROLL, and the new latency is
+ * reported), or, beyond that ceiling, are owed
  * and skipped when replies catch up, so the latency stays the reported one.
  * Only a latency longer than the delay line (DW_DRY_FRAMES) falls back to
  * silence, counted as an underrun. */

@@ -60,8 +60,20 @@ class Capacity:
 
     def __init__(self, limit: float = DEFAULT_LIMIT):
         self.limit = limit
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._claims: list[Claim] = []
+
+    @property
+    def live(self) -> int:
+        """Live streams admitted now."""
+        with self._lock:
+            return len(self._claims)
+
+    def wait_live(self, most: int, timeout: float) -> bool:
+        """Waits until at most `most` live streams remain (a closed call's claim is
+        released by the server a moment after the client leaves); False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self._claims) <= most, timeout)
 
     def used(self) -> float:
         """Total demand of the live streams now."""
@@ -89,3 +101,4 @@ class Capacity:
         with self._lock:
             if claim in self._claims:
                 self._claims.remove(claim)
+                self._lock.notify_all()
