@@ -63,7 +63,7 @@ extern "C" {
 #define DW_TARGET 128           /* longest "host:port" + 1 */
 #define DW_CONCEAL_FADE 256     /* frames of each crossfade into and out of a concealment */
 #define DW_DRY_FRAMES 131072    /* the dry delay line: the longest latency concealed */
-#define DW_ADAPT_DEFAULT 4096   /* frames the pre-roll may grow by after late replies */
+#define DW_ADAPT_DEFAULT 0      /* frames the pre-roll may grow by after late replies (0: fixed) */
 
 enum dw_state { DW_DISCONNECTED, DW_CONNECTING, DW_CONNECTED };
 extern const char *const dw_state_names[];   /* "disconnected", ... */

@@ -114,7 +114,13 @@ class StreamSettings:
     @property
     def budget_seconds(self) -> float:
         """How long after a block arrives its reply may take to leave the server:
-        the client's slack less the way back (at least a tenth of a block)."""
+
+            budget = max(B / 10, min(slack - transport, B))    (as durations)
+
+        The reply must reach the client before its slack runs out, and the
+        block's work must end within one block period whatever the slack, or
+        the next block would wait behind it and the stream would fall behind
+        for good (a slack longer than a block absorbs jitter, not more work)."""
         slack = (self.slack or self.block_size) / self.sample_rate
         transport = self.transport_seconds or TRANSPORT_SECONDS
-        return max(0.1 * self.block_seconds, slack - transport)
+        return max(0.1 * self.block_seconds, min(slack - transport, self.block_seconds))
