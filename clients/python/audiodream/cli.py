@@ -185,8 +185,8 @@ def cmd_serve(args) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig.from_env()
     for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
-                 "max_iterations", "max_active", "max_queued", "max_streams", "stream_capacity", "token",
-                 "token_file", "allow_torchscript", "tls_cert", "tls_key"):
+                 "max_iterations", "max_active", "max_queued", "max_streams", "stream_capacity",
+                 "token", "token_file", "allow_torchscript", "tls_cert", "tls_key"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))
     if args.models_dir:
