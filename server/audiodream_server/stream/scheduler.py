@@ -125,10 +125,12 @@ class StreamScheduler:
                     groups.append(job.group)
                 done.extend(zip(same, step(self.model, groups), strict=True))
             spent = time.perf_counter() - start
-            # Cost grows with the samples in the batch: keep a per-sample estimate.
+            # Cost grows with the samples in the batch: keep a per-sample estimate,
+            # quick to rise (a machine that just got busier makes the next step
+            # slow too: plan for it at once) and slow to fall.
             per_sample = spent / sum(job.x.numel() for job in active)
-            self._iteration_seconds = per_sample if not self._iteration_seconds else \
-                0.7 * self._iteration_seconds + 0.3 * per_sample
+            self._iteration_seconds = max(per_sample, 0.7 * self._iteration_seconds
+                                          + 0.3 * per_sample)
             for job, (x, value) in done:
                 job.x = x
                 job.iterations_run += 1
