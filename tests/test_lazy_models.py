@@ -84,7 +84,8 @@ def test_config_names_from_flags_and_environment():
                                     "AUDIODREAM_LAZY_MODELS": ""})
     assert config.model_names == ["instruments-m2", "crepe-tiny"]
     assert config.lazy_model_names == []
-    assert ServerConfig().model_names is None and ServerConfig().lazy_model_names == ["crepe-full", "random-shallow"]
+    assert ServerConfig().model_names is None
+    assert ServerConfig().lazy_model_names == ["crepe-full", "random-shallow"]
 
 
 def test_a_server_lists_pending_models_and_builds_them_when_asked(registry):

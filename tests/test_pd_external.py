@@ -610,3 +610,51 @@ def test_a_draining_replica_sends_the_stream_to_the_next(external, tmp_path):
     assert "info0: warning draining" in stderr
     assert f"left {first.address} (it is shutting down); trying the next replica" in stderr
     assert "reconnecting" not in stderr
+
+
+def test_late_replies_are_concealed_never_a_gap(external, server_address, tmp_path):
+    """With no pre-roll every reply comes after its frames are due: each such gap is
+    played as the dry input at the reported latency (entered and left by crossfades),
+    counted as concealed, and owed (adapt 0: fixed latency). A transparent stream
+    makes the concealment exact: the output is the input delayed by the latency,
+    sample for sample, gaps included."""
+    args = f"-server {server_address} -model model2 -iterations 0 -mix 1 -preroll 0 -adapt 0"
+    r = Scene([args], seconds=3).render(tmp_path)
+    assert r.states(0)[-1] == "connected"
+    latency = int(r.last(0, "latency"))
+    assert latency == 2 * 2048  # block + no pre-roll + the server's one-block delay
+    assert r.last(0, "concealed") > 0, r.stderr
+    assert r.last(0, "underruns") == 0, r.stderr
+    y = r.outs[0]
+    np.testing.assert_array_equal(y[latency:], r.x[: len(y) - latency])
+
+
+def test_the_preroll_grows_after_late_replies_and_reports_the_new_latency(
+        external, server_address, tmp_path):
+    """adapt N: late frames become latency (at most N more), reported on the info
+    outlet; once grown, the replies are in time and the output is the input delayed
+    by the latency last reported."""
+    args = (f"-server {server_address} -model model2 -iterations 0 -mix 1 -preroll 0 "
+            "-adapt 8192")
+    r = Scene([args], seconds=4).render(tmp_path)
+    assert r.states(0)[-1] == "connected"
+    reported = [int(float(m[1])) for m in r.info[0] if m[0] == "latency"]
+    assert reported[0] == 2 * 2048 and 2 * 2048 < reported[-1] <= 2 * 2048 + 8192, reported
+    assert r.last(0, "concealed") > 0 and r.last(0, "underruns") == 0, r.stderr
+    latency, y = reported[-1], r.outs[0]
+    tail = slice(len(y) - RATE, len(y))  # the last second
+    assert best_delay(r.x, y, 4 * latency) == latency
+    same = y[tail] == r.x[tail.start - latency: tail.stop - latency]
+    assert same.mean() > 0.9, same.mean()
+
+
+def test_delay_sets_the_servers_delay_and_the_latency_follows(external, server_address,
+                                                              tmp_path):
+    """`-delay N` (and the `delay` message): the server's output trails by N frames, so
+    each sample is dreamed over more blocks; the reported latency includes it."""
+    args = f"-server {server_address} -model model2 -iterations 0 -mix 1 -delay 4096"
+    r = Scene([args], seconds=3).render(tmp_path)
+    latency = int(r.last(0, "latency"))
+    assert latency == 4096 + 2048 + 2048  # delay + block + pre-roll
+    y = r.outs[0]
+    np.testing.assert_array_equal(y[latency:], r.x[: len(y) - latency])

@@ -122,7 +122,7 @@ def jack():
 
 
 REPORT_FIELDS = ("index", "state", "latency", "rtt", "rtt_max", "underruns", "late",
-                 "iterations_run", "controls", "blocks", "dropped", "overruns")
+                 "iterations_run", "controls", "blocks", "dropped", "overruns", "concealed")
 
 
 def report(m: tuple) -> dict:

@@ -183,6 +183,8 @@ void dc_params_merge(dc_params *dst, const dc_params *src)
         dst->exclusive = src->exclusive;
     if (src->set & DC_SET_AUTO_CLASS)
         memcpy(dst->auto_class, src->auto_class, sizeof(dst->auto_class));
+    if (src->set & DC_SET_DELAY)
+        dst->delay = src->delay;
     dst->set |= src->set;
 }
 
@@ -361,6 +363,9 @@ dc_stream *dc_stream_open(const char *target, const dc_stream_config *cfg,
     config.offline = cfg->offline ? 1 : 0;
     if (params && (params->set & DC_SET_WINDOW))
         config.window = params->window;
+    if (params && (params->set & DC_SET_DELAY))
+        config.delay = params->delay;
+    config.slack = cfg->slack;
     if (params && (params->set & DC_SET_MODE))
         config.mode = (char *)params->mode;
     audiodream__v1__stream_request__init(&req);

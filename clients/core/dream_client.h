@@ -59,7 +59,8 @@ enum {
     DC_SET_MORPH = 1 << 16,
     DC_SET_CLASSES = 1 << 13,
     DC_SET_EXCLUSIVE = 1 << 14,
-    DC_SET_AUTO_CLASS = 1 << 15
+    DC_SET_AUTO_CLASS = 1 << 15,
+    DC_SET_DELAY = 1 << 17
 };
 
 /* The dream parameters a host changes live (a subset of DreamParams). */
@@ -78,13 +79,14 @@ typedef struct dc_params {
     uint64_t seed;
     char objective[24];          /* "activation", "mean", "style", ... */
     char update[24];             /* "add", "hardcut", "target_filter", ... */
-    unsigned window;             /* context frames per block, 0 = the model's (opens only) */
+    unsigned window;             /* context frames per block, 0 = the server's (opens only) */
     float morph_amount;          /* morph mode: 0 = the input .. 1 = the target's code */
     int nclasses;                /* class objective: the classes named */
     dc_class classes[DC_MAX_CLASSES];
     int exclusive;               /* 1: also away from the classes not named (cannot be
                                     turned off by a control: proto3 false = unchanged) */
     char auto_class[8];          /* "step" or "input": what the model hears most */
+    unsigned delay;              /* server output delay, frames, 0 = one block (opens only) */
 } dc_params;
 
 /* Copies the fields set in `src` over `dst` (a control applied to a config). */
@@ -126,6 +128,7 @@ typedef struct dc_stream_config {
     unsigned channels;           /* 1..8, interleaved in every block */
     unsigned block_size;         /* frames per message */
     int offline;                 /* 1 = the server runs every iteration, however long */
+    unsigned slack;              /* frames the host waits for a reply after a block (pre-roll) */
 } dc_stream_config;
 
 /* Opens a StreamDream call to `target` ("host:port") and sends its config;

@@ -34,6 +34,8 @@
 #define TEXT_MAX 1024
 
 enum { LINK_OFF, LINK_ARM, LINK_ON };
+/* perform's output: replies, the dry signal standing in, or the fade back. */
+enum { CONCEAL_NONE, CONCEAL_DRY, CONCEAL_RETURN };
 /* Requests to the worker (w->req bits). */
 enum {
     REQ_QUIT = 1,       /* dw_free: leave the thread */
@@ -78,9 +80,22 @@ struct dw_worker {
     size_t prefill;                 /* zero frames still to output before replies */
     size_t deficit;                 /* frames owed after underruns */
     int gave_up;                    /* offline: stopped waiting for a server */
+    float *dryline;                 /* the input, interleaved, DW_DRY_FRAMES frames */
+    size_t dry_pos;                 /* frames written to it (= the next output frame's time) */
+    size_t dry_start;               /* dry_pos when the stream came up: silence before */
+    int conceal;                    /* CONCEAL_* */
+    size_t fade;                    /* frames into the current crossfade */
+    size_t conceal_delay;           /* the dry signal's delay while concealing */
+    float residual[DW_MAX_CHANNELS];  /* the dream's last difference from it */
+    float last_out[DW_MAX_CHANNELS];  /* the last frame played */
+    float ramp[DW_CONCEAL_FADE];    /* raised cosine 0 -> 1 */
     /* shared, lock-free */
     dream_ring in, out;
-    _Atomic int link, state, latency, dry, bypass;
+    _Atomic int link, state, latency, dry, bypass;   /* latency: without `grown` */
+    _Atomic size_t grown;           /* frames the pre-roll grew by (audio thread writes) */
+    _Atomic unsigned adapt;         /* the most it may grow by */
+    _Atomic unsigned preroll_now;   /* the stream's pre-roll: with growth <= DW_MAX_PREROLL */
+    _Atomic unsigned long concealed, concealed_frames;
     _Atomic size_t prefill_next;    /* block + preroll of the stream being armed */
     _Atomic unsigned long underruns, overruns, late, dropped, controls, blocks;
     _Atomic unsigned long rtt_us, rtt_max_us;
@@ -120,6 +135,7 @@ typedef struct run {
     double sent_at[SEQ_SLOTS];
     uint64_t seq, received;
     double last_reply, rtt_sum, rtt_max, rtt_since;
+    int told_latency;
     unsigned long rtt_n;
     char why[DC_TEXT + 64];
 } run;
@@ -234,6 +250,12 @@ static unsigned bits_of(float f)
     return u;
 }
 
+/* The latency in force: the stream's, plus what the pre-roll grew by. */
+static int total_latency(dw_worker *w)
+{
+    return atomic_load(&w->latency) + (int)atomic_load(&w->grown);
+}
+
 /* Sets the connection state; every change reaches the host, in order, with
  * the latency just before "state connected". Worker thread only. */
 static void set_state(dw_worker *w, int state)
@@ -243,7 +265,7 @@ static void set_state(dw_worker *w, int state)
         return;
     w->told_state = state;
     if (state == DW_CONNECTED)
-        say(w, DW_LINE_INFO, "latency %d", atomic_load(&w->latency));
+        say(w, DW_LINE_INFO, "latency %d", total_latency(w));
     say(w, DW_LINE_INFO, "state %s", dw_state_names[state]);
 }
 
@@ -502,6 +524,9 @@ static void stream_arm(dw_worker *w, run *r, const dc_event *ready)
 {
     int again;
     atomic_store(&w->latency, (int)(ready->latency + r->cfg.block_size + r->preroll));
+    atomic_store(&w->grown, 0);
+    atomic_store(&w->preroll_now, r->preroll);
+    r->told_latency = total_latency(w);
     atomic_store(&w->late, 0);
     atomic_store(&w->controls, 0);
     atomic_store(&w->blocks, 0);
@@ -594,9 +619,7 @@ static int stream_event(dw_worker *w, run *r, const dc_event *ev)
         }
         break;
     case DC_EV_READY: { /* after a model change */
-        int latency = (int)(ev->latency + r->cfg.block_size + r->preroll);
-        if (latency != atomic_exchange(&w->latency, latency))
-            say(w, DW_LINE_INFO, "latency %d", latency);
+        atomic_store(&w->latency, (int)(ev->latency + r->cfg.block_size + r->preroll));
         break;
     }
     case DC_EV_STATS:
@@ -622,9 +645,15 @@ static int stream_event(dw_worker *w, run *r, const dc_event *ev)
     return -1;
 }
 
-/* Round-trip times, once a second. */
+/* Round-trip times, once a second; a new latency (a model change, or the
+ * pre-roll grown after a late reply) as soon as the worker wakes. */
 static void stream_rtt(dw_worker *w, run *r, double now)
 {
+    int latency = total_latency(w);
+    if (latency != r->told_latency && atomic_load(&w->link) == LINK_ON) {
+        r->told_latency = latency;
+        say(w, DW_LINE_INFO, "latency %d", latency);
+    }
     if (now - r->rtt_since < 1.0)
         return;
     if (r->rtt_n) {
@@ -704,6 +733,7 @@ static void setup_locked(dw_worker *w, run *r)
     r->cfg.block_size = w->block;
     r->cfg.offline = w->offline;
     r->preroll = w->preroll;
+    r->cfg.slack = w->preroll ? w->preroll : 1;   /* the server fits its work into it */
     r->params = w->params;          /* a new stream starts from all of them */
     r->seq = r->received = 0;
     r->rtt_sum = r->rtt_max = 0;
@@ -851,11 +881,14 @@ dw_worker *dw_new(const dw_options *o, char *err, size_t errlen)
         w->params = *o->params;
     frames = w->fixed_sizes ? ring_frames(w->block, w->preroll)
                             : ring_frames(DW_MAX_BLOCK, DW_MAX_PREROLL);
-    if (dream_ring_init(&w->in, frames * w->channels)
+    w->dryline = (float *)calloc((size_t)DW_DRY_FRAMES * w->channels, sizeof(float));
+    if (!w->dryline
+        || dream_ring_init(&w->in, frames * w->channels)
         || dream_ring_init(&w->out, frames * w->channels)
         || dream_ring_init(&w->info, w->info_ring ? 16 * TEXT_MAX : 1)) {
         dream_ring_free(&w->in);
         dream_ring_free(&w->out);
+        free(w->dryline);
         free(w);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -866,6 +899,13 @@ dw_worker *dw_new(const dw_options *o, char *err, size_t errlen)
     atomic_init(&w->dry, 1);
     atomic_init(&w->bypass, 0);
     atomic_init(&w->prefill_next, 0);
+    atomic_init(&w->grown, 0);
+    atomic_init(&w->adapt, DW_ADAPT_DEFAULT);
+    atomic_init(&w->preroll_now, 0);
+    atomic_init(&w->concealed, 0);
+    atomic_init(&w->concealed_frames, 0);
+    for (i = 0; i < DW_CONCEAL_FADE; i++)
+        w->ramp[i] = (float)(0.5 - 0.5 * cos(3.14159265358979323846 * (i + 0.5) / DW_CONCEAL_FADE));
     atomic_init(&w->numbers_dirty, 0);
     for (i = 0; i < DW_NUMBERS; i++)
         atomic_init(&w->numbers[i], 0);
@@ -905,6 +945,7 @@ void dw_free(dw_worker *w)
     dream_ring_free(&w->in);
     dream_ring_free(&w->out);
     dream_ring_free(&w->info);
+    free(w->dryline);
     free(w);
 }
 
@@ -1017,6 +1058,22 @@ void dw_set_window(dw_worker *w, unsigned window)
     pthread_mutex_unlock(&w->mutex);
 }
 
+void dw_set_delay(dw_worker *w, unsigned delay)
+{
+    pthread_mutex_lock(&w->mutex);
+    if (delay != w->params.delay || !(w->params.set & DC_SET_DELAY)) {
+        w->params.delay = delay;
+        w->params.set |= DC_SET_DELAY;
+        wake_locked(w, REQ_RESTART);
+    }
+    pthread_mutex_unlock(&w->mutex);
+}
+
+void dw_set_adapt(dw_worker *w, unsigned frames)
+{
+    atomic_store(&w->adapt, frames);
+}
+
 void dw_query_models(dw_worker *w)
 {
     wake(w, REQ_MODELS);
@@ -1059,8 +1116,11 @@ void dw_set_bypass(dw_worker *w, int bypass)
 void dw_get_report(dw_worker *w, dw_report *r)
 {
     r->state = atomic_load(&w->state);
-    r->latency = atomic_load(&w->latency);
+    r->grown = (int)atomic_load(&w->grown);
+    r->latency = atomic_load(&w->latency) + r->grown;
     r->underruns = atomic_load_explicit(&w->underruns, memory_order_relaxed);
+    r->concealed = atomic_load_explicit(&w->concealed, memory_order_relaxed);
+    r->concealed_frames = atomic_load_explicit(&w->concealed_frames, memory_order_relaxed);
     r->overruns = atomic_load_explicit(&w->overruns, memory_order_relaxed);
     r->late = atomic_load(&w->late);
     r->dropped = atomic_load(&w->dropped);
@@ -1096,7 +1156,12 @@ static int perform_link(dw_worker *w)
     dream_ring_clear(&w->out);
     w->prefill = atomic_load(&w->prefill_next);
     w->deficit = 0;
+    w->dry_start = w->dry_pos;
+    w->conceal = CONCEAL_NONE;
+    atomic_store(&w->grown, 0);
     atomic_store_explicit(&w->underruns, 0, memory_order_relaxed);
+    atomic_store_explicit(&w->concealed, 0, memory_order_relaxed);
+    atomic_store_explicit(&w->concealed_frames, 0, memory_order_relaxed);
     atomic_store_explicit(&w->overruns, 0, memory_order_relaxed);
     if (atomic_compare_exchange_strong_explicit(&w->link, &expected, LINK_ON,
                                                 memory_order_acq_rel, memory_order_acquire))
@@ -1112,8 +1177,86 @@ static size_t perform_need(const dw_worker *w, size_t n)
     return n - pre + w->deficit;
 }
 
+/* Keeps this call's input for concealment; out frame i then has time dry_pos + i. */
+static void dry_write(dw_worker *w, const float *const *in, size_t n)
+{
+    size_t i, mask = DW_DRY_FRAMES - 1;
+    unsigned c;
+    for (i = 0; i < n; i++) {
+        float *frame = w->dryline + ((w->dry_pos + i) & mask) * w->channels;
+        for (c = 0; c < w->channels; c++)
+            frame[c] = in[c][i];
+    }
+}
+
+/* The input `delay` frames before time t, channel c (silence before the stream). */
+static float dry_at(const dw_worker *w, size_t t, size_t delay, unsigned c)
+{
+    if (t < w->dry_start + delay)
+        return 0.0f;
+    return w->dryline[((t - delay) & (DW_DRY_FRAMES - 1)) * w->channels + c];
+}
+
+/* Frames [k, k + m) of out are replies: the end of a concealment fades back in. */
+static void perform_return(dw_worker *w, float *const *out, size_t k, size_t m)
+{
+    size_t i;
+    unsigned c;
+    for (i = 0; i < m && w->conceal == CONCEAL_RETURN; i++) {
+        float r = w->ramp[w->fade];
+        for (c = 0; c < w->channels; c++) {
+            float d = dry_at(w, w->dry_pos + k + i, w->conceal_delay, c);
+            out[c][k + i] = d + r * (out[c][k + i] - d);
+        }
+        if (++w->fade == DW_CONCEAL_FADE)
+            w->conceal = CONCEAL_NONE;
+    }
+}
+
+/* Frames [k, n) of out have no reply: the dry signal stands in, at the latency in
+ * force; the missing frames grow the pre-roll (within `adapt`) or are owed. */
+static void perform_conceal(dw_worker *w, float *const *out, size_t k, size_t n)
+{
+    size_t i, missing = n - k, latency = (size_t)total_latency(w);
+    size_t grown = atomic_load_explicit(&w->grown, memory_order_relaxed);
+    size_t room = atomic_load_explicit(&w->adapt, memory_order_relaxed);
+    size_t preroll = atomic_load_explicit(&w->preroll_now, memory_order_relaxed);
+    unsigned c;
+    if (preroll + room > DW_MAX_PREROLL)        /* grown, still a pre-roll the object takes */
+        room = preroll < DW_MAX_PREROLL ? DW_MAX_PREROLL - preroll : 0;
+    if (latency + n > DW_DRY_FRAMES) {         /* longer than the delay line: silence */
+        for (c = 0; c < w->channels; c++)
+            memset(out[c] + k, 0, missing * sizeof(float));
+        w->deficit += missing;
+        atomic_fetch_add_explicit(&w->underruns, 1, memory_order_relaxed);
+        return;
+    }
+    if (w->conceal != CONCEAL_DRY) {            /* a new gap: leave the dream smoothly */
+        size_t last = w->dry_pos + k - 1;     /* the frame just played */
+        for (c = 0; c < w->channels; c++) {
+            float played = k ? out[c][k - 1] : w->last_out[c];
+            w->residual[c] = played - dry_at(w, last, latency, c);
+        }
+        w->conceal = CONCEAL_DRY;
+        w->conceal_delay = latency;
+        w->fade = 0;
+        atomic_fetch_add_explicit(&w->concealed, 1, memory_order_relaxed);
+    }
+    for (i = k; i < n; i++) {
+        float r = w->fade < DW_CONCEAL_FADE ? w->ramp[w->fade++] : 1.0f;
+        for (c = 0; c < w->channels; c++)
+            out[c][i] = dry_at(w, w->dry_pos + i, w->conceal_delay, c)
+                        + (1.0f - r) * w->residual[c];
+    }
+    atomic_fetch_add_explicit(&w->concealed_frames, missing, memory_order_relaxed);
+    if (!w->offline && grown + missing <= room)
+        atomic_store_explicit(&w->grown, grown + missing, memory_order_relaxed);
+    else
+        w->deficit += missing;
+}
+
 /* With the link ON and the input already in the ring: the pre-roll, then
- * replies; an underrun outputs zeros and owes them. */
+ * replies; frames without a reply are concealed. */
 static void perform_output(dw_worker *w, float *const *out, size_t n)
 {
     size_t k = 0, got;
@@ -1127,17 +1270,21 @@ static void perform_output(dw_worker *w, float *const *out, size_t n)
     }
     if (w->deficit)
         w->deficit -= dream_ring_read(&w->out, NULL, w->deficit * w->channels) / w->channels;
-    if (k == n)
-        return;
-    for (c = 0; c < w->channels; c++)
-        at[c] = out[c] + k;
-    got = dream_ring_read_planar(&w->out, at, w->channels, n - k);
-    if (got < n - k) {
+    if (k < n && !w->deficit) {
         for (c = 0; c < w->channels; c++)
-            memset(at[c] + got, 0, (n - k - got) * sizeof(float));
-        w->deficit += n - k - got;
-        atomic_fetch_add_explicit(&w->underruns, 1, memory_order_relaxed);
+            at[c] = out[c] + k;
+        got = dream_ring_read_planar(&w->out, at, w->channels, n - k);
+        if (got && w->conceal == CONCEAL_DRY) {
+            w->conceal = CONCEAL_RETURN;
+            w->fade = 0;
+        }
+        perform_return(w, out, k, got);
+        k += got;
     }
+    if (k < n)
+        perform_conceal(w, out, k, n);
+    for (c = 0; c < w->channels; c++)     /* where the next gap starts from */
+        w->last_out[c] = out[c][n - 1];
 }
 
 /* Bypass keeps the stream and its timing; the input is heard untouched. */
@@ -1160,10 +1307,12 @@ void dw_perform(dw_worker *w, const float *const *in, float *const *out, size_t 
     }
     if (!dream_ring_write_planar(&w->in, in, w->channels, n))
         atomic_fetch_add_explicit(&w->overruns, 1, memory_order_relaxed);
+    dry_write(w, in, n);
     if (atomic_load_explicit(&w->bypass, memory_order_relaxed))
         perform_bypass(w, in, out, n);
     else
         perform_output(w, out, n);
+    w->dry_pos += n;
 }
 
 /* Waits on audio_cond until ready(w, n) or the deadline; 1 if ready. */
@@ -1211,10 +1360,13 @@ int dw_perform_offline(dw_worker *w, const float *const *in, float *const *out,
     pthread_mutex_lock(&w->mutex);          /* new input: wake the worker */
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mutex);
+    dry_write(w, in, n);
     if (!wait_audio(w, output_ready, n, timeout)) {
-        perform_output(w, out, n);          /* counted as an underrun */
+        perform_output(w, out, n);          /* concealed and counted */
+        w->dry_pos += n;
         return -1;
     }
     perform_output(w, out, n);
+    w->dry_pos += n;
     return 0;
 }

@@ -28,9 +28,23 @@
  * the first reply, and the server's output trails its input by D frames
  * (StreamReady.latency_samples), so
  *     out[n] = dreamed(in)[n - (D + block + preroll)].
- * That sum is the latency reported. An underrun outputs zeros and owes those
- * frames: as many are skipped when replies catch up, so the latency stays the
- * reported one. */
+ * That sum is the latency reported.
+ *
+ * A late reply is never a hard gap. perform keeps the input in a delay line
+ * and, for every frame the output ring cannot give, plays the dry input at
+ * the latency in force (what a transparent stream would play), entered by
+ * fading out the dream's last difference from it,
+ *     out = dry[n - L] + (y_last - dry_last) * (1 - r),
+ * and left by a crossfade back into the dream,
+ *     out = (1 - r) * dry[n - L] + r * dreamed,
+ * r a raised-cosine ramp over DW_CONCEAL_FADE frames. Each such gap counts as
+ * one concealed block. The missing frames then either become latency (the
+ * pre-roll adapts: it grows by them while the growth stays within `adapt`
+ * frames and the pre-roll within DW_MAX_PREROLL, and the new latency is
+ * reported), or, beyond that ceiling, are owed
+ * and skipped when replies catch up, so the latency stays the reported one.
+ * Only a latency longer than the delay line (DW_DRY_FRAMES) falls back to
+ * silence, counted as an underrun. */
 #ifndef DREAM_WORKER_H
 #define DREAM_WORKER_H
 
@@ -47,6 +61,9 @@ extern "C" {
 #define DW_MAX_BLOCK 8192
 #define DW_MAX_PREROLL 32768
 #define DW_TARGET 512           /* longest "host:port[,host:port...]" + 1 */
+#define DW_CONCEAL_FADE 256     /* frames of each crossfade into and out of a concealment */
+#define DW_DRY_FRAMES 131072    /* the dry delay line: the longest latency concealed */
+#define DW_ADAPT_DEFAULT 0      /* frames the pre-roll may grow by after late replies (0: fixed) */
 
 enum dw_state { DW_DISCONNECTED, DW_CONNECTING, DW_CONNECTED };
 extern const char *const dw_state_names[];   /* "disconnected", ... */
@@ -119,6 +136,8 @@ void dw_set_rate(dw_worker *w, unsigned rate);       /* reopens on change */
 int dw_set_block(dw_worker *w, unsigned block);      /* -1 if the rings cannot hold it */
 int dw_set_preroll(dw_worker *w, unsigned preroll);
 void dw_set_window(dw_worker *w, unsigned window);
+void dw_set_delay(dw_worker *w, unsigned delay);     /* server delay, frames; reopens */
+void dw_set_adapt(dw_worker *w, unsigned frames);    /* pre-roll growth ceiling, 0 = fixed */
 void dw_query_models(dw_worker *w);                  /* answers arrive as lines */
 void dw_query_layers(dw_worker *w, const char *model); /* NULL or "": the current model */
 
@@ -141,7 +160,10 @@ void dw_set_bypass(dw_worker *w, int bypass);
 typedef struct dw_report {
     int state;                  /* enum dw_state */
     int latency;                /* frames, valid while connected */
-    unsigned long underruns;    /* this stream: output frames missing */
+    unsigned long underruns;    /* this stream: gaps of silence (latency beyond the delay line) */
+    unsigned long concealed;    /* this stream: gaps concealed with the dry signal */
+    unsigned long concealed_frames;
+    int grown;                  /* frames the pre-roll grew by (part of latency) */
     unsigned long overruns;     /* input dropped: the worker fell behind */
     unsigned long late;         /* server's late blocks */
     unsigned long dropped;      /* replies that found no room */

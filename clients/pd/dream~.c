@@ -383,6 +383,20 @@ static void dream_preroll(t_dream *x, t_floatarg f)
     dw_set_preroll(x->x_w, (unsigned)clampf("preroll", f, 0, DW_MAX_PREROLL));
 }
 
+/* `delay N`: frames the server's output trails its input (0 = one block); a
+ * longer delay lets each sample be dreamed over more blocks. Reopens. */
+static void dream_delay(t_dream *x, t_floatarg f)
+{
+    dw_set_delay(x->x_w, (unsigned)clampf("delay", f, 0, 480000));
+}
+
+/* `adapt N`: frames the pre-roll may grow by after late replies (0 = a fixed
+ * latency: late frames are concealed, then skipped). */
+static void dream_adapt(t_dream *x, t_floatarg f)
+{
+    dw_set_adapt(x->x_w, (unsigned)clampf("adapt", f, 0, DW_MAX_PREROLL));
+}
+
 static void dream_bypass(t_dream *x, t_floatarg f)
 {
     x->x_bypass = f != 0;
@@ -438,8 +452,9 @@ static void dream_print(t_dream *x)
         post("  lowpass %s", OR_DEFAULT(DC_SET_LOWPASS, "%g", p.lowpass_hz));
         post("  smoothing %s", OR_DEFAULT(DC_SET_SMOOTHING, "%g", p.smoothing));
         post("  mode %s", (p.set & DC_SET_MODE) ? p.mode : "process");
-        post("  bypass %d, dry %d, underruns %lu, overruns %lu, late %lu, dropped %lu",
-             x->x_bypass, x->x_dry, r.underruns, r.overruns, r.late, r.dropped);
+        post("  bypass %d, dry %d, underruns %lu, concealed %lu (%lu frames), grown %d, "
+             "overruns %lu, late %lu, dropped %lu", x->x_bypass, x->x_dry, r.underruns,
+             r.concealed, r.concealed_frames, r.grown, r.overruns, r.late, r.dropped);
         post("  iterations run per block (server, last second) %.2f", r.iterations_run);
         post("  rtt %.2f ms (max %.2f ms over the last second)", r.rtt_ms, r.rtt_max_ms);
     }
@@ -487,6 +502,7 @@ static void dream_tick(t_dream *x)
         x->x_ticks = 0;
         dream_out_float(x, "rtt", r.rtt_ms);
         dream_out_float(x, "underruns", r.underruns);
+        dream_out_float(x, "concealed", r.concealed);
         dream_out_float(x, "late", r.late);
         dream_out_float(x, "iterations_run", r.iterations_run);
     }
@@ -568,6 +584,10 @@ static void dream_args(t_dream *x, int argc, t_atom *argv, char *target, size_t 
             dream_block(x, f);
         else if (!strcmp(flag, "preroll") && n)
             dream_preroll(x, f);
+        else if (!strcmp(flag, "delay") && n)
+            dream_delay(x, f);
+        else if (!strcmp(flag, "adapt") && n)
+            dream_adapt(x, f);
         else if (!strcmp(flag, "dry") && n)
             dream_dry(x, f);
         else
@@ -703,6 +723,8 @@ void dream_tilde_setup(void)
     class_addmethod(dream_class, (t_method)dream_update, gensym("update"), A_SYMBOL, 0);
     class_addmethod(dream_class, (t_method)dream_block, gensym("block"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_preroll, gensym("preroll"), A_FLOAT, 0);
+    class_addmethod(dream_class, (t_method)dream_delay, gensym("delay"), A_FLOAT, 0);
+    class_addmethod(dream_class, (t_method)dream_adapt, gensym("adapt"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_reset, gensym("reset"), 0);
     class_addmethod(dream_class, (t_method)dream_bypass, gensym("bypass"), A_FLOAT, 0);
     class_addmethod(dream_class, (t_method)dream_dry, gensym("dry"), A_FLOAT, 0);

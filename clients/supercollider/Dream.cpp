@@ -18,7 +18,8 @@
  * for the same seed.
  *
  * Inputs: iterations, step, mix, jitter, lowpass, smoothing, seed (negative =
- * the server's default), dry, block, preroll, id, then the channels. Outputs:
+ * the server's default), dry, block, preroll, delay (the server's output delay,
+ * frames; 0 = one block), id, then the channels. Outputs:
  * as many channels as came in. */
 #include <atomic>
 #include <cstdio>
@@ -36,6 +37,7 @@ enum {
     IN_DRY = DW_NUMBERS,
     IN_BLOCK,
     IN_PREROLL,
+    IN_DELAY,
     IN_ID,
     IN_CHANNELS                 /* the first audio input */
 };
@@ -43,7 +45,7 @@ enum {
 #define DEFAULT_TARGET "127.0.0.1:50051"
 #define REPORT_SECONDS 1.0      /* /dream replies at least this often */
 #define OFFLINE_TIMEOUT 30.0    /* seconds a -N block waits for the server */
-#define REPORT_VALUES 12
+#define REPORT_VALUES 13
 #define CMD_TEXT 1024
 #define CMD_ARGS 32
 
@@ -355,13 +357,14 @@ static void cmd_default_server(World *world, void *user, sc_msg_iter *args, void
 /* ---- RT side ------------------------------------------------------------------- */
 
 /* Sends /dream [node, id, ugen index, state, latency, rtt ms, rtt max ms,
- * underruns, late, iterations run, controls, blocks, dropped, overruns]. */
+ * underruns, late, iterations run, controls, blocks, dropped, overruns,
+ * concealed]. */
 static void Dream_report(Dream *unit, const dw_report *r)
 {
     float v[REPORT_VALUES] = {(float)unit->index, (float)r->state,
                               (float)r->latency, r->rtt_ms, r->rtt_max_ms, (float)r->underruns, (float)r->late, r->iterations_run,
                               (float)r->controls, (float)r->blocks, (float)r->dropped,
-                              (float)r->overruns};
+                              (float)r->overruns, (float)r->concealed};
     SendNodeReply(&unit->mParent->mNode, unit->id, "/dream", REPORT_VALUES, v);
 }
 
@@ -465,6 +468,10 @@ void Dream_Ctor(Dream *unit)
     slot->offline = !unit->realtime;
     slot->dry = IN0(IN_DRY) != 0;
     memset(&slot->params, 0, sizeof(slot->params));
+    if (IN0(IN_DELAY) > 0) {
+        slot->params.delay = (unsigned)sc_clip(IN0(IN_DELAY), 0, 480000);
+        slot->params.set |= DC_SET_DELAY;
+    }
     for (i = 0; i < DW_NUMBERS; i++) {
         unit->last[i] = IN0(IN_NUMBERS + i);
         if (unit->last[i] >= 0)

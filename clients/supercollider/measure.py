@@ -1,4 +1,4 @@
-"""Measures Dream in a real-time scsynth: latency, round trip, underruns, late/dropped blocks.
+"""Measures Dream in a real-time scsynth: latency, round trip, gaps, late/dropped blocks.
 
 For each hardware block size, starts JACK's dummy backend with that period, a scsynth
 on it with the built plugin (make), and one synth playing a sine through Dream for
@@ -24,7 +24,7 @@ from scsynth_osc import Jack, Scsynth
 HERE = Path(__file__).resolve().parent
 RATE = 48000
 FIELDS = ("index", "state", "latency", "rtt", "rtt_max", "underruns", "late",
-          "iterations_run", "controls", "blocks", "dropped", "overruns")
+          "iterations_run", "controls", "blocks", "dropped", "overruns", "concealed")
 
 DEF = r"""
 SynthDef(\dream_measure, { |iterations = -1, preroll = 2048|
@@ -74,6 +74,7 @@ def run(server: str, size: int, seconds: float, model: str, iterations: float,
         "rtt_mean": statistics.mean(rtts) if rtts else None,
         "rtt_worst_second": max(r["rtt_max"] for r in connected) if connected else None,
         "underruns": int(last.get("underruns", 0)),
+        "concealed": int(last.get("concealed", 0)),
         "late": int(last.get("late", 0)),
         "dropped": int(last.get("dropped", 0)),
         "overruns": int(last.get("overruns", 0)),
@@ -100,15 +101,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         compile_def(Path(tmp))
         print("hw block  latency(samples)  latency(ms)  rtt mean(ms)  rtt worst(ms)  "
-              "underruns  late  dropped  overruns  blocks  iterations run  reconnections")
+              "underruns  concealed  late  dropped  overruns  blocks  iterations run  "
+              "reconnections  load")
         for size in args.sizes:
             r = run(args.server, size, args.seconds, args.model, args.iterations,
                     args.preroll, Path(tmp))
             ms = r["latency"] / RATE * 1000 if r["latency"] else float("nan")
             print(f"{size:8d}  {r['latency']!s:>16}  {ms:11.1f}  {r['rtt_mean'] or 0:12.2f}  "
-                  f"{r['rtt_worst_second'] or 0:13.2f}  {r['underruns']:9d}  {r['late']:4d}  "
+                  f"{r['rtt_worst_second'] or 0:13.2f}  {r['underruns']:9d}  {r['concealed']:9d}  "
+                  f"{r['late']:4d}  "
                   f"{r['dropped']:7d}  {r['overruns']:8d}  {r['blocks']:6d}  "
-                  f"{r['iterations_run'] or 0:14.2f}  {r['reconnections']:13d}", flush=True)
+                  f"{r['iterations_run'] or 0:14.2f}  {r['reconnections']:13d}  "
+                  f"{os.getloadavg()[0]:4.1f}", flush=True)
             for line in r["errors"]:
                 print("   ", line)
 

@@ -38,6 +38,9 @@ def get_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-active", type=int, help="dreams computing at once [1]")
     serve.add_argument("--max-queued", type=int, help="dreams waiting for a slot [16]")
     serve.add_argument("--max-streams", type=int, help="live streams at once [16]")
+    serve.add_argument("--stream-capacity", type=float,
+                       help="share of the compute live streams may want together; a stream "
+                       "beyond it is refused [0.85; 0 = no check]")
     serve.add_argument("--token", help="require this bearer token; visible in ps, so prefer "
                        "$AUDIODREAM_TOKEN or --token-file")
     serve.add_argument("--token-file", help="read the token from this file's first line "
@@ -323,8 +326,8 @@ def cmd_serve(args) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServerConfig.from_env()
     for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
-                 "max_iterations", "max_active", "max_queued", "max_streams", "token",
-                 "token_file", "allow_torchscript", "tls_cert", "tls_key", "metrics_port",
+                 "max_iterations", "max_active", "max_queued", "max_streams", "stream_capacity",
+                 "token", "token_file", "allow_torchscript", "tls_cert", "tls_key", "metrics_port",
                  "models", "lazy_models"):
         if getattr(args, name) is not None:
             setattr(config, name, getattr(args, name))

@@ -257,15 +257,18 @@ class Client:
 
     def stream(self, sample_rate: int, channels: int = 1, block_size: int = 2048, *,
                model: str = "", layers: Iterable = (), mode: str = "process",
-               window: int = 0, delay: int = 0, offline: bool = False, target=None,
-               reopen: bool = False, on_move=None, **params) -> DreamStream:
+               window: int = 0, delay: int = 0, offline: bool = False, slack: int = 0,
+               transport_ms: float = 0.0, target=None, reopen: bool = False, on_move=None,
+               **params) -> DreamStream:
         """Opens a StreamDream call; `iterations` counts per block [4].
 
         Args:
             sample_rate, channels, block_size: the audio you will send (frames).
             mode: "process" (dream the input) or "generate" (free-running loop).
-            window: context frames (0 = the model's window); delay: output delay
-                in frames (0 = one block); offline: never drop iterations.
+            window: context frames (0 = the server's default context); delay: output
+                delay in frames (0 = one block); offline: never drop iterations.
+            slack: frames this client can wait for a reply after sending a block
+                (0 = one block); transport_ms: its round trip beyond the server's work.
             target: a target sound, as for `dream`.
             reopen: when the stream's replica shuts down or dies, reopen the
                 stream on another with the same settings and go on (off: the
@@ -275,7 +278,7 @@ class Client:
         config = pb.StreamConfig(params=dream_params(model, layers, params),
                                  sample_rate=sample_rate, channels=channels,
                                  block_size=block_size, window=window, mode=mode, delay=delay,
-                                 offline=offline)
+                                 offline=offline, slack=slack, transport_ms=transport_ms)
         if target is not None:
             config.target.CopyFrom(target_message(target))
         return DreamStream(self._stub, config, self._deadline(None), reopen=reopen, on_move=on_move,

@@ -12,22 +12,22 @@ Dream : MultiOutUGen {
 	const <stateNames = #[\disconnected, \connecting, \connected];
 
 	*ar { |in, iterations = -1, step = -1, mix = -1, jitter = -1, lowpass = -1,
-		smoothing = -1, seed = -1, dry = 1, block = 2048, preroll = 2048, id = 0|
+		smoothing = -1, seed = -1, dry = 1, block = 2048, preroll = 2048, id = 0, delay = 0|
 		in = in.asArray;
 		if(in.size < 1 or: { in.size > 8 }) {
 			Error("Dream: 1 to 8 input channels, not %".format(in.size)).throw
 		};
 		^this.multiNewList([\audio, iterations, step, mix, jitter, lowpass, smoothing, seed,
-			dry, block, preroll, id] ++ in)
+			dry, block, preroll, delay, id] ++ in)
 	}
 
 	init { |... theInputs|
 		inputs = theInputs;
-		^this.initOutputs(inputs.size - 11, rate)
+		^this.initOutputs(inputs.size - 12, rate)
 	}
 
 	checkInputs {
-		inputs.drop(11).do { |input, i|
+		inputs.drop(12).do { |input, i|
 			if(input.rate != \audio) {
 				^"channel % is not audio rate: %".format(i, input)
 			}
@@ -47,7 +47,7 @@ Dream : MultiOutUGen {
 DreamControl {
 	var <node, <id, <index, <server;
 	var <state, <latency, <rtt, <rttMax, <underruns, <late, <iterationsRun, <controls,
-	<blocks, <dropped, <overruns;
+	<blocks, <dropped, <overruns, <concealed;
 	var <>onReport, <>onInfo;
 	var <models, <defaultModel, <layers, <defaultLayer;
 	var reportFunc, infoFunc, modelsWaiting, layersWaiting, pendingModels, pendingLayers;
@@ -140,6 +140,7 @@ DreamControl {
 		blocks = v[9].asInteger;
 		dropped = v[10].asInteger;
 		overruns = v[11].asInteger;
+		concealed = v[12].asInteger;
 		onReport.value(this);
 	}
 

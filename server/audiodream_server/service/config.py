@@ -33,6 +33,9 @@ class ServerConfig:
         max_active: dreams computing at once; max_queued: dreams waiting for a slot.
         max_batch: windows per forward/backward pass (memory bound).
         max_streams: live StreamDream calls at once.
+        stream_capacity: most share of the compute the live streams may want
+            together (measured per block); a stream beyond it is refused with
+            RESOURCE_EXHAUSTED. 0 = admit up to max_streams.
         grace_seconds: time in-flight work gets after SIGTERM.
         stream_config_seconds: a new stream must send its StreamConfig this soon.
         token: when set, DreamService and reflection calls need
@@ -63,6 +66,7 @@ class ServerConfig:
     max_queued: int = 16
     max_batch: int = 32
     max_streams: int = 16
+    stream_capacity: float = 0.85
     grace_seconds: float = 10.0
     stream_config_seconds: float = 10.0
     metrics_port: int = -1

@@ -186,7 +186,8 @@ def stream_settings_from_proto(config: pb.StreamConfig) -> StreamSettings:
     return StreamSettings(sample_rate=config.sample_rate, channels=config.channels,
                           block_size=config.block_size or 2048, window=config.window,
                           mode=config.mode or "process", delay=config.delay,
-                          offline=config.offline)
+                          offline=config.offline, slack=config.slack,
+                          transport_seconds=config.transport_ms / 1000.0)
 
 
 def stream_ready(settings: StreamSettings, params: DreamParams, model: LoadedModel,
@@ -194,7 +195,8 @@ def stream_ready(settings: StreamSettings, params: DreamParams, model: LoadedMod
     config = pb.StreamConfig(params=params_to_proto(params), sample_rate=settings.sample_rate,
                              channels=settings.channels, block_size=settings.block_size,
                              window=settings.window, mode=settings.mode, delay=settings.delay,
-                             offline=settings.offline)
+                             offline=settings.offline, slack=settings.slack,
+                             transport_ms=settings.transport_seconds * 1000.0)
     return pb.StreamResponse(ready=pb.StreamReady(
         config=config, latency_samples=latency, model=model.spec.name,
         model_sample_rate=model.spec.sample_rate))

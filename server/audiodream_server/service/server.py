@@ -140,7 +140,7 @@ async def _build(config: ServerConfig, models: ResidentModels):
     server = grpc.aio.server(options=options, interceptors=interceptors)
     servicer = DreamServicer(models, config.limits,
                              ComputeGate(config.max_active, config.max_queued), config.max_batch,
-                             StreamHub(config.max_streams),
+                             StreamHub(config.max_streams, capacity=config.stream_capacity),
                              Pools.sized(config.max_active, config.max_streams),
                              config.max_message_bytes, config.stream_config_seconds, metrics)
     server.add_generic_rpc_handlers((dream_service_handler(servicer),))

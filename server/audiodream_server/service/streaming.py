@@ -28,6 +28,7 @@ from ..errors import (DeadlineExceeded, DreamError, FailedPrecondition, InvalidA
                       OutOfRange)
 from ..models.registry import ResidentModels
 from ..stream import STREAM_DEFAULTS, StreamHub, StreamSession, StreamSettings
+from ..stream.capacity import Claim
 from ..stream.settings import MODES
 from . import budget, convert
 from .status import Malformed
@@ -62,6 +63,7 @@ class StreamCall:
         self.still_wanted = lambda: not self._gone.is_set()
         self.blocks = 0
         self.late = 0
+        self._live_session: StreamSession | None = None
         self._period = _Period()
 
     async def responses(self, requests):
@@ -79,8 +81,12 @@ class StreamCall:
                 raise first.error()
             if first.WhichOneof("msg") != "config":
                 raise InvalidArgument("the first StreamDream message must be a StreamConfig")
+            claim = Claim(lambda: (self._live_session,
+                                  self.hub.scheduler(self._live_session.model)))
             try:
                 session = await loop.run_in_executor(self.executor, self._open, first.config)
+                self._live_session = session
+                self.hub.capacity.admit(claim)
                 yield self._ready(session)
                 async for request in requests:
                     if isinstance(request, Malformed):
@@ -93,6 +99,7 @@ class StreamCall:
                     elif kind == "control":
                         session, replies = await loop.run_in_executor(
                             self.executor, self._control, session, request.control)
+                        self._live_session = session
                     else:
                         replies = [warning("unexpected_config", "StreamConfig is only allowed "
                                            "first; use Control to change")]
@@ -102,6 +109,7 @@ class StreamCall:
                     for reply in replies:
                         yield reply
             finally:
+                self.hub.capacity.release(claim)
                 self._gone.set()  # a block still queued in the scheduler gives up
 
     # -- opening and changing -----------------------------------------------------------
@@ -118,7 +126,14 @@ class StreamCall:
         model = self.models.get(params.model)
         params = params.validate(self.limits).resolve(model.spec)
         session = StreamSession(settings.resolve(model.spec, self.limits), params, model)
-        _check_short_window(session)
+        try:
+            _check_short_window(session)
+        except OutOfRange:
+            if not session.settings.context_chosen:
+                raise
+            # The default context is too short for this model: its own window.
+            session = StreamSession(settings.resolve(model.spec, self.limits, own_window=True),
+                                    params, model)
         budget.check_stft(params, session.window_samples, session.settings.channels)
         return session
 
@@ -221,7 +236,8 @@ class StreamCall:
             blocks=self.blocks, mean_block_seconds=mean,
             max_block_seconds=float(np.max(period.seconds)),
             real_time_factor=mean / block_seconds, late_blocks=self.late,
-            iterations_run=float(np.mean(period.iterations))))
+            iterations_run=float(np.mean(period.iterations)),
+            capacity_used=self.hub.capacity.used()))
 
 
 def _check_short_window(session: StreamSession) -> None:

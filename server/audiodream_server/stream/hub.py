@@ -9,15 +9,19 @@ from typing import Iterator
 
 from ..errors import Busy, Unavailable
 from ..models.registry import LoadedModel
+from .capacity import DEFAULT_LIMIT, Capacity
 from .scheduler import StreamScheduler
 
 
 class StreamHub:
-    """Admits streams up to `max_streams` and shares a scheduler per model."""
+    """Admits streams up to `max_streams` (and live ones up to the real-time
+    `capacity`, `capacity.py`) and shares a scheduler per model."""
 
-    def __init__(self, max_streams: int = 16, max_items: int = 64):
+    def __init__(self, max_streams: int = 16, max_items: int = 64,
+                 capacity: float = DEFAULT_LIMIT):
         self.max_streams = max_streams
         self.max_items = max_items
+        self.capacity = Capacity(capacity)
         self._lock = threading.Lock()
         self._active = 0
         self._schedulers: dict[str, StreamScheduler] = {}

@@ -45,6 +45,11 @@ class StreamScheduler:
                                         daemon=True)
         self._thread.start()
 
+    @property
+    def sample_seconds(self) -> float:
+        """Measured seconds per sample per iteration (0 until the first pass)."""
+        return self._iteration_seconds
+
     def run(self, job: Job, still_wanted=lambda: True, block_seconds: float = 0.0) -> Job:
         """Queues `job`, waits until it is done, returns it."""
         future: Future = Future()
@@ -120,10 +125,12 @@ class StreamScheduler:
                     groups.append(job.group)
                 done.extend(zip(same, step(self.model, groups), strict=True))
             spent = time.perf_counter() - start
-            # Cost grows with the samples in the batch: keep a per-sample estimate.
+            # Cost grows with the samples in the batch: keep a per-sample estimate,
+            # quick to rise (a machine that just got busier makes the next step
+            # slow too: plan for it at once) and slow to fall.
             per_sample = spent / sum(job.x.numel() for job in active)
-            self._iteration_seconds = per_sample if not self._iteration_seconds else \
-                0.7 * self._iteration_seconds + 0.3 * per_sample
+            self._iteration_seconds = max(per_sample, 0.7 * self._iteration_seconds
+                                          + 0.3 * per_sample)
             for job, (x, value) in done:
                 job.x = x
                 job.iterations_run += 1

@@ -37,6 +37,10 @@ morph mode (an autoencoder model and a target; `stream.morphing`)
     exactly as process mode's, with the same crossfade and latency.
 
 Only changes and loops pass through the resamplers; the dry path is untouched.
+The context and the change live at the model rate on one absolute grid
+(`engine.gridresample`): a block resamples only its own new frames into the
+model's context, the change shifts by whole model samples, and only the two
+blocks of change the output needs are resampled back.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import torch
 from ..engine.ascent import ABSOLUTE, Group
 from ..engine.initial import initial_signal
 from ..engine.params import DreamParams
+from ..engine.gridresample import GridResampler
 from ..engine.pipeline import match_target
 from ..engine.resample import resample
 from ..models.registry import LoadedModel
@@ -132,14 +137,23 @@ class StreamSession:
 
     def reset(self) -> None:
         """Forgets everything heard and dreamed; the stream goes on from silence."""
-        c, length, block = self.settings.channels, self.settings.window, self.settings.block_size
-        self._context = np.zeros((c, length), np.float32)
-        self._change = np.zeros((c, length), np.float32)
+        s, spec = self.settings, self.model.spec
+        c, length, block = s.channels, s.window, s.block_size
+        self._context = np.zeros((c, length), np.float32)  # the last L frames heard
+        self._frames = length  # absolute index of the frame after the newest
+        self._in = GridResampler(s.sample_rate, spec.sample_rate)
+        self._out = GridResampler(spec.sample_rate, s.sample_rate)
+        # Model samples at the end whose resampling reached past the newest frame:
+        # recomputed with the next block.
+        self._provisional = 0 if s.sample_rate == spec.sample_rate else \
+            math.ceil(self._in.reach * self._in.up / self._in.down) + 2
+        window = self.window_samples
+        self._live = np.zeros((c, window), np.float32)  # the context at the model rate
+        self._change = np.zeros((c, window), np.float32)  # the dream's change, model rate
         self._pending = np.zeros((c, block), np.float32)
         self._loop: torch.Tensor | None = None
         self._loop_heard: np.ndarray | None = None  # the loop at the client rate
         self._captured = 0  # frames heard since the loop started
-        s = self.settings
         self._read = s.window - s.delay - s.block_size  # generate: start with the due block
         self._gain = 1.0
         self._generator = torch.Generator().manual_seed(self.params.seed)
@@ -168,17 +182,16 @@ class StreamSession:
         """Takes the next input block `[C, B]`; returns the ascent to run, if any."""
         s = self.settings
         arrival = time.perf_counter() if arrival is None else arrival
-        # Deadline: one block after the later of the block's arrival and its
-        # real-time slot, so a client sending ahead of time is not penalised.
+        # Deadline: the client's budget (its pre-roll less the way back) after
+        # the later of the block's arrival and its real-time slot, so a client
+        # sending ahead of time is not penalised.
         if self._clock is None:
             self._clock = arrival
         slot = self._clock + self._blocks * s.block_seconds
-        deadline = math.inf if s.offline else max(arrival, slot) + s.block_seconds
+        deadline = math.inf if s.offline else max(arrival, slot) + s.budget_seconds
         self._blocks += 1
 
-        b = s.block_size
-        self._context = np.concatenate([self._context[:, b:], block], axis=1)
-        self._change = np.concatenate([self._change[:, b:], np.zeros_like(block)], axis=1)
+        self._take(block)
         if s.mode == "morph":
             self._morph_block()
             return None
@@ -194,15 +207,29 @@ class StreamSession:
             out = self._generate_output(job)
         return self._bound(out)
 
+    def _take(self, block: np.ndarray) -> None:
+        """Shifts a block into the context, at both rates; the change follows."""
+        b = self.settings.block_size
+        self._context = np.concatenate([self._context[:, b:], block], axis=1)
+        before = self._in.end(self._frames)
+        self._frames += b
+        end = self._in.end(self._frames)
+        shift, window = end - before, self._live.shape[-1]
+        fresh = min(window, shift + self._provisional)
+        self._live = np.concatenate([self._live[:, shift:], np.zeros((len(block), shift),
+                                                                     np.float32)], axis=1)
+        self._live[:, window - fresh:] = self._in.segment(
+            self._context, self._frames - self.settings.window, end - fresh, end)
+        self._change = np.concatenate([self._change[:, shift:],
+                                       np.zeros((len(block), shift), np.float32)], axis=1)
+
+    def _change_heard(self, start: int, stop: int) -> np.ndarray:
+        """The change at client frames `[start, stop)` relative to the context's start."""
+        first = self._frames - self.settings.window
+        model_start = self._in.end(self._frames) - self._change.shape[-1]
+        return self._out.segment(self._change, model_start, first + start, first + stop)
+
     # -- process mode -------------------------------------------------------------------
-
-    def _to_model(self, frames: np.ndarray) -> np.ndarray:
-        spec = self.model.spec
-        return resample(frames, self.settings.sample_rate, spec.sample_rate, self.window_samples)
-
-    def _to_client(self, samples: np.ndarray) -> np.ndarray:
-        spec = self.model.spec
-        return resample(samples, spec.sample_rate, self.settings.sample_rate, self.settings.window)
 
     def _shifts(self, jitter: int, items: int, full_circle: bool = False) -> torch.Tensor | None:
         k = self.params.iterations
@@ -217,10 +244,10 @@ class StreamSession:
         if p.iterations == 0:
             return None
         device = self.model.device
-        original = self._to_model(self._context)
-        start = original + self._to_model(self._change)
+        original = self._live
+        start = original + self._change
         return Job(x=torch.from_numpy(start).to(device),
-                   x0=torch.from_numpy(original).to(device), params=p,
+                   x0=torch.from_numpy(original.copy()).to(device), params=p,
                    iterations=p.iterations,
                    shifts=self._shifts(p.time_jitter, original.shape[0]), deadline=deadline,
                    target=self.target)
@@ -228,11 +255,12 @@ class StreamSession:
     def _process_output(self, job: Job | None) -> np.ndarray:
         s = self.settings
         if job is not None and job.iterations_run:
-            self._change = self._to_client((job.x - job.x0).cpu().numpy())
+            self._change = (job.x - job.x0).cpu().numpy()
         end = s.window - s.delay
-        now = self._change[:, end - s.block_size:end]
+        both = self._change_heard(end - s.block_size, end + s.block_size)
+        now = both[:, :s.block_size]
         blended = self._pending + self._fade * (now - self._pending)
-        self._pending = self._change[:, end:end + s.block_size].copy()
+        self._pending = both[:, s.block_size:].copy()
         dry = self._context[:, end - s.block_size:end]
         return dry + np.float32(self.params.mix) * blended
 
@@ -241,18 +269,19 @@ class StreamSession:
     def _morph_block(self) -> None:
         """The context's newest part moved toward the target's code; its change replaces
         the last one. Only the frames the next outputs read, plus MORPH_MARGIN frames of
-        context before them, are morphed (no gradient: nothing needs the whole window)."""
+        context before them, are morphed (no gradient: nothing needs the whole window).
+        Works on the model-rate context, so the change is heard as process mode's is."""
         p, s = self.params, self.settings
-        self._change = np.zeros_like(self._context)
+        self._change = np.zeros_like(self._live)
         if self.morph_target is None:  # no target yet (a model change drops it): pass through
             return
-        span = min(s.window, s.delay + s.block_size + MORPH_MARGIN)
         rate = self.model.spec.sample_rate
-        original = resample(self._context[:, -span:], s.sample_rate, rate)
-        x = torch.from_numpy(original).to(self.model.device)
+        frames = min(s.window, s.delay + s.block_size + MORPH_MARGIN)
+        span = min(self._live.shape[-1], math.ceil(frames * rate / s.sample_rate))
+        x = torch.from_numpy(self._live[:, -span:].copy()).to(self.model.device)
         y = morph_toward(self.model, x, self.morph_target, p.morph_amount,
                          p.morph_interpolation == "spherical", p.morph_detail)
-        self._change[:, -span:] = resample((y - x).cpu().numpy(), rate, s.sample_rate, span)
+        self._change[:, -span:] = (y - x).cpu().numpy()
 
     # -- generate mode ------------------------------------------------------------------
 
@@ -261,7 +290,7 @@ class StreamSession:
         time t0 + j (mod W), and the block read next is the one process mode would
         output now (D frames late)."""
         s = self.settings
-        live = torch.from_numpy(self._to_model(self._context)).to(self.model.device)
+        live = torch.from_numpy(self._live.copy()).to(self.model.device)
         due = s.window - s.delay - s.block_size
         shift = round((self._read - due) * live.shape[-1] / s.window)
         return torch.roll(live, shift, dims=-1)

@@ -343,7 +343,7 @@ class ListLayersResponse(_message.Message):
     def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerInfo, _Mapping]]] = ..., classes: _Optional[_Iterable[str]] = ..., sample_rate: _Optional[int] = ..., default_layer: _Optional[str] = ..., domain: _Optional[str] = ...) -> None: ...
 
 class StreamConfig(_message.Message):
-    __slots__ = ("params", "sample_rate", "channels", "block_size", "window", "mode", "target", "delay", "offline")
+    __slots__ = ("params", "sample_rate", "channels", "block_size", "window", "mode", "target", "delay", "offline", "slack", "transport_ms")
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
@@ -353,6 +353,8 @@ class StreamConfig(_message.Message):
     TARGET_FIELD_NUMBER: _ClassVar[int]
     DELAY_FIELD_NUMBER: _ClassVar[int]
     OFFLINE_FIELD_NUMBER: _ClassVar[int]
+    SLACK_FIELD_NUMBER: _ClassVar[int]
+    TRANSPORT_MS_FIELD_NUMBER: _ClassVar[int]
     params: DreamParams
     sample_rate: int
     channels: int
@@ -362,7 +364,9 @@ class StreamConfig(_message.Message):
     target: Audio
     delay: int
     offline: bool
-    def __init__(self, params: _Optional[_Union[DreamParams, _Mapping]] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ..., block_size: _Optional[int] = ..., window: _Optional[int] = ..., mode: _Optional[str] = ..., target: _Optional[_Union[Audio, _Mapping]] = ..., delay: _Optional[int] = ..., offline: _Optional[bool] = ...) -> None: ...
+    slack: int
+    transport_ms: float
+    def __init__(self, params: _Optional[_Union[DreamParams, _Mapping]] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ..., block_size: _Optional[int] = ..., window: _Optional[int] = ..., mode: _Optional[str] = ..., target: _Optional[_Union[Audio, _Mapping]] = ..., delay: _Optional[int] = ..., offline: _Optional[bool] = ..., slack: _Optional[int] = ..., transport_ms: _Optional[float] = ...) -> None: ...
 
 class AudioChunk(_message.Message):
     __slots__ = ("seq", "pcm")
@@ -409,20 +413,22 @@ class StreamReady(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., latency_samples: _Optional[int] = ..., model: _Optional[str] = ..., model_sample_rate: _Optional[int] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class StreamStats(_message.Message):
-    __slots__ = ("blocks", "mean_block_seconds", "max_block_seconds", "real_time_factor", "late_blocks", "iterations_run")
+    __slots__ = ("blocks", "mean_block_seconds", "max_block_seconds", "real_time_factor", "late_blocks", "iterations_run", "capacity_used")
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     MEAN_BLOCK_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_BLOCK_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REAL_TIME_FACTOR_FIELD_NUMBER: _ClassVar[int]
     LATE_BLOCKS_FIELD_NUMBER: _ClassVar[int]
     ITERATIONS_RUN_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_USED_FIELD_NUMBER: _ClassVar[int]
     blocks: int
     mean_block_seconds: float
     max_block_seconds: float
     real_time_factor: float
     late_blocks: int
     iterations_run: float
-    def __init__(self, blocks: _Optional[int] = ..., mean_block_seconds: _Optional[float] = ..., max_block_seconds: _Optional[float] = ..., real_time_factor: _Optional[float] = ..., late_blocks: _Optional[int] = ..., iterations_run: _Optional[float] = ...) -> None: ...
+    capacity_used: float
+    def __init__(self, blocks: _Optional[int] = ..., mean_block_seconds: _Optional[float] = ..., max_block_seconds: _Optional[float] = ..., real_time_factor: _Optional[float] = ..., late_blocks: _Optional[int] = ..., iterations_run: _Optional[float] = ..., capacity_used: _Optional[float] = ...) -> None: ...
 
 class StreamWarning(_message.Message):
     __slots__ = ("code", "message", "seq")
