@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -191,7 +192,7 @@ def test_cli_dream_prints_how_much_the_notes_rose(music_server, tmp_path):
     sf.write(tmp_path / "in.wav", (0.3 * np.sin(2 * np.pi * 196.0 * t)).astype(np.float32),
              22050)
     result = subprocess.run(
-        [str(Path(shutil.which("audiodream") or "audiodream")), "dream", str(tmp_path / "in.wav"),
+        [sys.executable, "-m", "audiodream.cli", "dream", str(tmp_path / "in.wav"),
          str(tmp_path / "out.wav"), "--model", "basic-pitch", "--notes", "C4,E4,G4",
          "--iterations", "3", "--server", music_server],
         capture_output=True, text=True, check=True)

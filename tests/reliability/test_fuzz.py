@@ -88,6 +88,14 @@ def params(draw, sane: bool = False) -> pb.DreamParams:
     for field in pb.DreamParams.DESCRIPTOR.fields:
         if field.name == "layers" or draw(st.integers(0, 2)):
             continue
+        if field.name == "classes":  # repeated ClassTarget: names, indices, weights
+            for _ in range(draw(st.integers(1, 3))):
+                target = msg.classes.add(name=draw(strings("class_name")))
+                if draw(st.booleans()):
+                    target.index = draw(st.sampled_from(INT_EDGES))
+                if draw(st.booleans()):
+                    target.weight = draw(st.sampled_from(FLOAT_EDGES))
+            continue
         if sane and field.name in SANE:
             setattr(msg, field.name, draw(SANE[field.name]))
         elif sane and field.name in CHOICES and field.name != "class_name":

@@ -214,6 +214,8 @@ S.StreamConfig = {
   {7, "target", "Audio"},
   {8, "delay", "uint32"},
   {9, "offline", "bool"},
+  {90, "slack", "uint32"},
+  {91, "transport_ms", "float"},
 }
 
 S.AudioChunk = {
@@ -249,6 +251,7 @@ S.StreamStats = {
   {4, "real_time_factor", "double"},
   {5, "late_blocks", "uint64"},
   {6, "iterations_run", "float"},
+  {90, "capacity_used", "float"},
 }
 
 S.StreamWarning = {

@@ -53,7 +53,7 @@ def plan(size_bytes: int, frames: int, channels: int, limit: int) -> str:
     'pcm'
     >>> plan(57_600_000, 14_400_000, 2, 64 << 20)
     'segments'
-    >>> plan(20_000_000, 5_000_000, 2, 64 << 20)
+    >>> plan(40_000_000, 10_000_000, 2, 64 << 20)
     'flac'
     """
     if size_bytes + OVERHEAD <= limit:
