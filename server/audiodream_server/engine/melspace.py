@@ -47,6 +47,12 @@ def griffin_lim(magnitude: torch.Tensor, frontend, length: int, iterations: int,
     """A complex spectrum with `magnitude` `[B, bins, F]` and a consistent phase."""
     phase = torch.rand(magnitude.shape, generator=generator) * 2 * torch.pi
     spectrum = magnitude * torch.polar(torch.ones_like(phase), phase).to(magnitude.device)
+    return refine_phase(spectrum, magnitude, frontend, length, iterations)
+
+
+def refine_phase(spectrum: torch.Tensor, magnitude: torch.Tensor, frontend, length: int,
+                 iterations: int) -> torch.Tensor:
+    """Griffin-Lim iterations from `spectrum`'s phase, keeping `magnitude`."""
     for _ in range(iterations):
         signal = torch.istft(spectrum, frontend.n_fft, frontend.hop, window=frontend.window,
                              center=True, length=length)

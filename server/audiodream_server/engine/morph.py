@@ -47,6 +47,7 @@ from ..errors import FailedPrecondition, InvalidArgument, OutOfRange
 from ..models.registry import LoadedModel
 from . import audio as audio_io
 from .features import Features, features
+from .melspace import refine_phase
 from .params import DEFAULT_LIMITS, OUTPUT_FORMATS, Limits
 from .resample import resample
 
@@ -268,18 +269,6 @@ def resynthesis_magnitude(frontend, decoded: torch.Tensor, log_a: torch.Tensor,
     return reference * frontend.linear_gain(torch.exp(decoded[:, 0] - ref_mel))
 
 
-def _griffin_lim_from(spectrum: torch.Tensor, frontend, iterations: int) -> torch.Tensor:
-    """Griffin-Lim iterations started from `spectrum`'s own phase (deterministic)."""
-    magnitude = spectrum.abs()
-    length = (spectrum.shape[-1] - 1) * frontend.hop
-    for _ in range(iterations):
-        signal = torch.istft(spectrum, frontend.n_fft, frontend.hop, window=frontend.window,
-                             center=True, length=length)
-        rebuilt = frontend.spectrum(signal)
-        spectrum = magnitude * rebuilt / rebuilt.abs().clamp_min(1e-12)
-    return spectrum
-
-
 def morph(a: np.ndarray, rate_a: int, b: np.ndarray, rate_b: int, model: LoadedModel,
           params: MorphParams, limits: Limits = DEFAULT_LIMITS) -> MorphResult:
     """Morphs A `[C, T]` toward B `[Cb, Tb]`; see the module docstring.
@@ -316,7 +305,9 @@ def morph(a: np.ndarray, rate_a: int, b: np.ndarray, rate_b: int, model: LoadedM
             spectra = frontend.spectrum(torch.from_numpy(np.stack([xa[c], xb[c]])).to(device))
             spectrum = morph_spectra_chunked(module, spectra[:1], spectra[1:], alpha, params)
             if params.phase == "griffinlim":
-                spectrum = _griffin_lim_from(spectrum, frontend, params.gl_iters)
+                # Griffin-Lim from the blended phase (deterministic).
+                spectrum = refine_phase(spectrum, spectrum.abs(), frontend,
+                                        (spectrum.shape[-1] - 1) * frontend.hop, params.gl_iters)
             y = torch.istft(spectrum, frontend.n_fft, frontend.hop, window=frontend.window,
                             center=True, length=xa.shape[1])
             out[c] = y[0, :xa.shape[1] - short].cpu().numpy()

@@ -32,7 +32,8 @@ DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 6: np.int32, 7: np.int64, 9: n
           10: np.float16, 11: np.float64}
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A protobuf base-128 varint at `pos` -> `(value, next position)`."""
     result = shift = 0
     while True:
         if pos >= len(data):
@@ -53,14 +54,14 @@ def fields(data: bytes):
     """
     pos = 0
     while pos < len(data):
-        key, pos = _varint(data, pos)
+        key, pos = varint(data, pos)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            value, pos = _varint(data, pos)
+            value, pos = varint(data, pos)
         elif wire == 1:
             value, pos = data[pos:pos + 8], pos + 8
         elif wire == 2:
-            size, pos = _varint(data, pos)
+            size, pos = varint(data, pos)
             value, pos = data[pos:pos + size], pos + size
         elif wire == 5:
             value, pos = data[pos:pos + 4], pos + 4
@@ -81,7 +82,7 @@ def _ints(wire: int, value) -> list[int]:
         return [_signed64(value)]
     out, pos = [], 0
     while pos < len(value):
-        v, pos = _varint(value, pos)
+        v, pos = varint(value, pos)
         out.append(_signed64(v))
     return out
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .onnx_reader import fields
+from .onnx_reader import fields, varint
 
 MAGIC = 0xDB4775248B80FB57
 FOOTER = 48
@@ -41,20 +41,9 @@ FOOTER = 48
 DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 9: np.int64, 10: np.bool_, 19: np.float16}
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
 def _handle(data: bytes, pos: int) -> tuple[tuple[int, int], int]:
-    offset, pos = _varint(data, pos)
-    size, pos = _varint(data, pos)
+    offset, pos = varint(data, pos)
+    size, pos = varint(data, pos)
     return (offset, size), pos
 
 
@@ -70,9 +59,9 @@ def _block(table: bytes, handle: tuple[int, int]) -> list[tuple[bytes, bytes]]:
     end = len(block) - 4 - 4 * restarts
     entries, key, pos = [], b"", 0
     while pos < end:
-        shared, pos = _varint(block, pos)
-        unshared, pos = _varint(block, pos)
-        value_size, pos = _varint(block, pos)
+        shared, pos = varint(block, pos)
+        unshared, pos = varint(block, pos)
+        value_size, pos = varint(block, pos)
         key = key[:shared] + block[pos:pos + unshared]
         pos += unshared
         entries.append((key, block[pos:pos + value_size]))
