@@ -641,10 +641,13 @@ def test_the_preroll_grows_after_late_replies_and_reports_the_new_latency(
     reported = [int(float(m[1])) for m in r.info[0] if m[0] == "latency"]
     assert reported[0] == 2 * 2048 and 2 * 2048 < reported[-1] <= 2 * 2048 + 8192, reported
     assert r.last(0, "concealed") > 0 and r.last(0, "underruns") == 0, r.stderr
-    latency, y = reported[-1], r.outs[0]
-    tail = slice(len(y) - RATE, len(y))  # the last second
-    assert best_delay(r.x, y, 4 * latency) == latency
-    same = y[tail] == r.x[tail.start - latency: tail.stop - latency]
+    y = r.outs[0]
+    # The last second, sample for sample at a latency that was reported: the last
+    # one, or, when the pre-roll grew again within that second, those before it.
+    tail = slice(len(y) - RATE, len(y))
+    same = np.zeros(RATE, bool)
+    for lag in set(reported):
+        same |= y[tail] == r.x[tail.start - lag: tail.stop - lag]
     assert same.mean() > 0.9, same.mean()
 
 
