@@ -426,3 +426,39 @@ def test_one_batch_may_hold_jobs_of_different_context_lengths(default_model):
         assert [job.x.shape[-1] for job in jobs] == [44100, 22050, 44100]
     finally:
         scheduler.close()
+
+
+def _process_in_thread(address, blocks) -> tuple[threading.Thread, list]:
+    """Runs `DreamStream.process` over `blocks`; the list gets the outputs and then
+    the exception it raised, if any."""
+    outcome: list = []
+
+    def run():
+        try:
+            with Client(address) as c, c.stream(48000, 1, B, iterations=0, offline=True) as s:
+                outcome.extend(s.process(blocks))
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(120)  # a guard against the old hang, not a timing bound
+    return thread, outcome
+
+
+def test_process_raises_what_its_sender_raised_instead_of_hanging(address):
+    """A wrongly sized block, or an iterable that fails, ends `process` with that
+    error in the caller's thread; the blocks before it come back first."""
+    good = np.zeros(B, np.float32)
+    thread, outcome = _process_in_thread(address, [good, np.zeros(B + 1, np.float32)])
+    assert not thread.is_alive(), "process hung after its sender failed"
+    assert len(outcome) == 2 and outcome[0].shape == (B,)
+    assert isinstance(outcome[1], ValueError)
+
+    def failing():
+        yield good
+        raise RuntimeError("the source ran dry")
+
+    thread, outcome = _process_in_thread(address, failing())
+    assert not thread.is_alive(), "process hung after its iterable failed"
+    assert isinstance(outcome[-1], RuntimeError) and "ran dry" in str(outcome[-1])

@@ -219,33 +219,35 @@ class DreamStream:
         """
         rate = self.ready.config.sample_rate
         room = threading.Semaphore(ahead)
-        sent = [0]
-        finished = threading.Event()
+        # The sender reports each block sent, then None at the end or the exception
+        # that stopped it: the caller waits on that, never on a flag it polls.
+        sent: queue.Queue = queue.Queue()
 
         def sender():
-            start = time.perf_counter()
-            for i, block in enumerate(blocks):
-                if realtime:
-                    delay = start + i * self._block / rate - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                else:
-                    room.acquire()
-                self.send(block)
-                sent[0] += 1
-            finished.set()
+            try:
+                start = time.perf_counter()
+                for i, block in enumerate(blocks):
+                    if realtime:
+                        delay = start + i * self._block / rate - time.perf_counter()
+                        if delay > 0:
+                            time.sleep(delay)
+                    else:
+                        room.acquire()
+                    self.send(block)
+                    sent.put(True)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller
+                sent.put(exc)
+            else:
+                sent.put(None)
 
         thread = threading.Thread(target=sender, daemon=True)
         thread.start()
-        received = 0
-        while not (finished.is_set() and received >= sent[0]):
-            if received >= sent[0]:
-                time.sleep(0.001)
-                continue
+        while (item := sent.get()) is True:
             yield self.receive()[1]
-            received += 1
             room.release()
         thread.join()
+        if item is not None:
+            raise item
 
     def close(self) -> None:
         """Ends the stream; blocks not yet received are dropped."""
