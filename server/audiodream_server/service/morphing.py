@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from audiodream.v1 import audiodream_pb2 as pb
 
 from ..engine.morph import MorphParams, MorphResult, is_morph_model, morph
 from ..engine.params import Limits
-from ..errors import Busy, FailedPrecondition, Unavailable
+from ..errors import FailedPrecondition
 from ..models.registry import LoadedModel, ResidentModels
 from . import budget, convert
 
@@ -76,7 +75,6 @@ def result_to_proto(result: MorphResult, model: LoadedModel) -> pb.MorphResponse
 async def serve(servicer, request: pb.MorphRequest) -> pb.MorphResponse:
     """Decodes and checks on the prepare pool, morphs on a compute slot."""
     start = time.perf_counter()
-    loop = asyncio.get_running_loop()
     limits: Limits = servicer.limits
 
     def prepare():
@@ -89,27 +87,11 @@ async def serve(servicer, request: pb.MorphRequest) -> pb.MorphResponse:
         model = morph_model(servicer.models, params.model)
         return a, rate_a, b, rate_b, params, model
 
-    if servicer.streams.draining:
-        raise Unavailable("this server is shutting down; send the morph to another replica")
-    if servicer.gate.waiting >= servicer.gate.max_waiting:
-        raise Busy(f"server busy: {servicer.gate.waiting} requests already waiting; "
-                   "try again later", "queue_full")
-    a, rate_a, b, rate_b, params, model = await loop.run_in_executor(servicer.pools.prepare,
-                                                                     prepare)
-    prepared = time.perf_counter()
+    def work(prepared) -> pb.MorphResponse:
+        a, rate_a, b, rate_b, params, model = prepared
+        return result_to_proto(morph(a, rate_a, b, rate_b, model, params, limits), model)
 
-    def work() -> pb.MorphResponse:
-        result = morph(a, rate_a, b, rate_b, model, params, limits)
-        return result_to_proto(result, model)
-
-    queued = await servicer.gate.acquire()
-    try:
-        running = loop.run_in_executor(servicer.pools.compute, work)
-    except BaseException:
-        servicer.gate.release()
-        raise
-    running.add_done_callback(servicer._finished)
-    response = await asyncio.shield(running)
+    response, queued, prepared = await servicer.computed("morph", prepare, work)
     response.timing.queue_seconds = queued
     response.timing.prepare_seconds = prepared - start
     response.timing.total_seconds = time.perf_counter() - start

@@ -148,26 +148,55 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
 
     @status.unary
     async def Classify(self, request, context):
-        loop = asyncio.get_running_loop()
-
         def prepare():
             audio, rate = convert.audio_from_proto(request.audio, self.limits)
             return audio, rate, self.models.get(request.model)
 
-        audio, rate, model = await loop.run_in_executor(self.pools.prepare, prepare)
-        await self.gate.acquire()
-        try:
-            scores = await loop.run_in_executor(
-                self.pools.compute, class_scores, model, audio, rate, request.output)
-        finally:
-            self.gate.release()
+        def work(prepared):
+            audio, rate, model = prepared
+            return model, class_scores(model, audio, rate, request.output)
+
+        (model, scores), _, _ = await self.computed("classification", prepare, work)
         return convert.classify_response(scores, model, request.top or 5)
+
+    async def computed(self, what: str, prepare, work, stop: threading.Event | None = None):
+        """The path of every computing call: refused while draining or when the queue
+        is full; `prepare()` (decode, check) on the prepare pool, counted against the
+        queue; then `work(prepared)` on the compute pool once the gate lets it in. The
+        slot is held until the work really ends, even if the caller left (`stop` is
+        set then). Returns `(result, queue seconds, time prepared)`."""
+        loop = asyncio.get_running_loop()
+        if self.streams.draining:
+            raise Unavailable(f"this server is shutting down; send the {what} to another "
+                              "replica")
+        # Requests being decoded count against the queue too, so a flood of large
+        # requests cannot pile up in memory ahead of the gate.
+        if self._preparing + self.gate.waiting >= self.gate.max_waiting + self.gate.active:
+            raise Busy(f"server busy: {self._preparing + self.gate.waiting} requests already "
+                       "waiting; try again later", "queue_full")
+        self._preparing += 1
+        try:
+            prepared = await loop.run_in_executor(self.pools.prepare, prepare)
+        finally:
+            self._preparing -= 1
+        prepared_at = time.perf_counter()
+        queued = await self.gate.acquire()
+        try:
+            running = loop.run_in_executor(self.pools.compute, work, prepared)
+        except BaseException:
+            self.gate.release()
+            raise
+        running.add_done_callback(self._finished)
+        try:
+            result = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            if stop is not None:
+                stop.set()
+            raise
+        return result, queued, prepared_at
 
     async def _dream(self, request, progress=None) -> pb.DreamResponse:
         start = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        if self.streams.draining:
-            raise Unavailable("this server is shutting down; send the dream to another replica")
 
         def prepare():
             # Refuse bad or oversized requests before they wait for a compute slot.
@@ -179,43 +208,21 @@ class DreamServicer(pb_grpc.DreamServiceServicer):
                                self.max_message_bytes, self.max_batch)
             return inputs, model
 
-        # Requests being decoded count against the queue too, so a flood of large
-        # requests cannot pile up in memory ahead of the gate.
-        if self._preparing + self.gate.waiting >= self.gate.max_waiting + self.gate.active:
-            raise Busy(f"server busy: {self._preparing + self.gate.waiting} dreams already "
-                       "waiting; try again later", "queue_full")
-        self._preparing += 1
-        try:
-            inputs, model = await loop.run_in_executor(self.pools.prepare, prepare)
-        finally:
-            self._preparing -= 1
         stop = threading.Event()
 
-        def work() -> pb.DreamResponse:
+        def work(prepared) -> tuple[pb.DreamResponse, float]:
+            inputs, model = prepared
             result = dream(inputs.audio, inputs.rate, model, inputs.params,
                            target=inputs.target, target_rate=inputs.target_rate,
                            limits=self.limits, max_batch=self.max_batch, progress=progress,
                            should_stop=stop.is_set)
-            return convert.result_to_proto(result, model)
+            return convert.result_to_proto(result, model), inputs.audio.shape[-1] / inputs.rate
 
-        queued = await self.gate.acquire()
-        try:
-            running = loop.run_in_executor(self.pools.compute, work)
-        except BaseException:
-            self.gate.release()
-            raise
-        # The slot is held until the computation really ends, even if the caller left.
-        running.add_done_callback(self._finished)
-        try:
-            response = await asyncio.shield(running)
-        except asyncio.CancelledError:
-            stop.set()
-            raise
+        (response, seconds), queued, _ = await self.computed("dream", prepare, work, stop)
         response.timing.queue_seconds = queued
         response.timing.total_seconds = time.perf_counter() - start
         response.replica = self.replica
-        self.metrics.dreamed(model.spec.name, inputs.audio.shape[-1] / inputs.rate,
-                             response.timing.dream_seconds, queued)
+        self.metrics.dreamed(response.model, seconds, response.timing.dream_seconds, queued)
         return response
 
     def _finished(self, running: asyncio.Future) -> None:
