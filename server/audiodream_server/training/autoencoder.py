@@ -26,8 +26,8 @@ from tqdm import tqdm
 from ..models import architectures
 from ..models.autoencoder import MelAutoencoder
 from .data import ClipSet, stratified_split
-from .state import load_state, read_info, save_state
-from .trainer import TrainConfig, data_digest, epoch_batches
+from .state import save_state
+from .trainer import TrainConfig, epoch_batches, start_or_resume
 
 DB_PER_NAT = 10.0 / math.log(10.0)  # a log-power error of 1 is 4.34 dB
 LEVEL_RANGE_DB = 30.0
@@ -101,19 +101,9 @@ def train_autoencoder(config: TrainConfig, clips: ClipSet, state_path: Path,
     # Normalisation constants of the training part (saved with the weights).
     model.mel_mean.fill_(float(train_mels.mean()))
     model.mel_std.fill_(float(train_mels.std()))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.decay_every, config.gamma)
-    run_id = {"config": config.fingerprint(), "data": data_digest(clips)}
-
-    start, history = 0, []
     state_path = Path(state_path)
-    if resume and state_path.is_file():
-        info = read_info(state_path)
-        if info.get("run") != run_id:
-            raise ValueError(f"{state_path} belongs to another run; drop --resume to start over")
-        load_state(state_path, model, optimizer, scheduler)
-        start, history = int(info["epoch"]), list(info["history"])
-        log(f"resuming after epoch {start} from {state_path}")
+    optimizer, scheduler, run_id, start, history = start_or_resume(
+        model, config, clips, state_path, resume, log)
 
     positions = torch.arange(train_mels.shape[0])
     for epoch in range(start, config.epochs):

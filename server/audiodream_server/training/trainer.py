@@ -172,23 +172,9 @@ def train(config: TrainConfig, clips: ClipSet, state_path: Path, resume: bool = 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = architectures.ARCHITECTURES[config.arch](name=config.arch, classes=clips.classes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.decay_every, config.gamma)
-    run_id = {"config": config.fingerprint(), "data": data_digest(clips)}
-
-    start, history = 0, []
     state_path = Path(state_path)
-    if resume and state_path.is_file():
-        info = read_info(state_path)
-        if info.get("run") != run_id:
-            raise ValueError(f"{state_path} belongs to another run (different data or "
-                             f"settings: saved {info.get('run', {}).get('config')}, now "
-                             f"{run_id['config']}); drop --resume to start over")
-        load_state(state_path, model, optimizer, scheduler)
-        start, history = int(info["epoch"]), list(info["history"])
-        log(f"resuming after epoch {start} from {state_path}")
-    elif resume:
-        log(f"no training state at {state_path}: starting at epoch 1")
+    optimizer, scheduler, run_id, start, history = start_or_resume(
+        model, config, clips, state_path, resume, log)
 
     for epoch in range(start, config.epochs):
         model.train()
@@ -230,3 +216,27 @@ def train(config: TrainConfig, clips: ClipSet, state_path: Path, resume: bool = 
     train_acc = accuracy(evaluate(model, clips, train_idx))
     return TrainResult(model, history, test_matrix, train_acc, accuracy(test_matrix),
                        int(train_idx.numel()), int(test_idx.numel()), list(clips.classes))
+
+
+def start_or_resume(model, config: TrainConfig, clips: ClipSet, state_path: Path,
+                    resume: bool, log: Callable[[str], None]):
+    """Adam with the step decay of `config` for `model`; with `resume`, the state
+    saved at `state_path` by the same run (same settings and data) is loaded.
+    Returns `(optimizer, scheduler, run_id, first epoch, history so far)`."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.decay_every, config.gamma)
+    run_id = {"config": config.fingerprint(), "data": data_digest(clips)}
+    start, history = 0, []
+    state_path = Path(state_path)
+    if resume and state_path.is_file():
+        info = read_info(state_path)
+        if info.get("run") != run_id:
+            raise ValueError(f"{state_path} belongs to another run (different data or "
+                             f"settings: saved {info.get('run', {}).get('config')}, now "
+                             f"{run_id['config']}); drop --resume to start over")
+        load_state(state_path, model, optimizer, scheduler)
+        start, history = int(info["epoch"]), list(info["history"])
+        log(f"resuming after epoch {start} from {state_path}")
+    elif resume:
+        log(f"no training state at {state_path}: starting at epoch 1")
+    return optimizer, scheduler, run_id, start, history
