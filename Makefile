@@ -68,7 +68,7 @@ proto: install
 
 lint: install
 	$(PY) -m pip install --quiet ruff
-	$(VENV)/bin/ruff check --exclude clients/python/audiodream/v1 server clients/python tests bench
+	$(VENV)/bin/ruff check --exclude clients/python/audiodream_proto/v1 server clients/python tests bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -27,8 +27,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from audiodream.v1 import audiodream_pb2 as pb
-from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
+from audiodream_proto.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2_grpc as pb_grpc
 
 TOKEN = "starvation-bench-token"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)

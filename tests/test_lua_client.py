@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiodream.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 from google.protobuf.descriptor import FieldDescriptor as FD
 from sounds import tone
 

@@ -7,6 +7,7 @@ import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FOLDERS = {"audiodream": ROOT / "clients" / "python" / "audiodream",
+           "audiodream_proto": ROOT / "clients" / "python" / "audiodream_proto",
            "audiodream_server": ROOT / "server" / "audiodream_server",
            "audiodream_models": ROOT / "models"}
 

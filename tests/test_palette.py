@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from audiodream import Client
-from audiodream.v1 import audiodream_pb2 as pb
-from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
+from audiodream_proto.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2_grpc as pb_grpc
 from audiodream_server.engine import DreamParams, LayerSelection, dream
 from audiodream_server.engine import updates
 from audiodream_server.engine.objectives import gram

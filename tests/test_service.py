@@ -13,8 +13,8 @@ import soundfile as sf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from audiodream import Client, ServerError
-from audiodream.v1 import audiodream_pb2 as pb
-from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
+from audiodream_proto.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2_grpc as pb_grpc
 from conftest import start_server
 from sounds import tone
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from audiodream import Client, ServerError
-from audiodream.v1 import audiodream_pb2 as pb
-from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
+from audiodream_proto.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2_grpc as pb_grpc
 from conftest import start_server
 from sounds import tone
 

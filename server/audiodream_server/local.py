@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from audiodream.client import Client, Progress, ServerError, layers_of, model_info
-from audiodream.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 
 from . import runtime
 from .engine.morph import morph

@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
+from audiodream_proto.v1 import audiodream_pb2_grpc as pb_grpc
 
 LONG = os.environ.get("AUDIODREAM_RELIABILITY", "") == "long"
 CLI = [sys.executable, "-m", "audiodream.cli"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiodream.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 from served import ServerProcess, health_status, stub
 
 # Loose sanity bounds; the measured figures are printed.

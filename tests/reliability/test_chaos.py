@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 import pytest
 
-from audiodream.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 from served import ServerProcess, health_status, stub
 
 X = (0.2 * np.random.default_rng(0).standard_normal(44100)).astype("<f4")
@@ -40,7 +40,7 @@ def stream_requests(blocks: int, pause: float = 0.0):
 VANISHING = textwrap.dedent("""
     import os, sys, threading, time
     import grpc
-    from audiodream.v1 import audiodream_pb2 as pb, audiodream_pb2_grpc as pb_grpc
+    from audiodream_proto.v1 import audiodream_pb2 as pb, audiodream_pb2_grpc as pb_grpc
     address, what = sys.argv[1], sys.argv[2]
     stub = pb_grpc.DreamServiceStub(grpc.insecure_channel(address))
     x = bytes(4 * 44100)

@@ -18,7 +18,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audiodream.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 from conftest import start_server
 from served import BAD_CODES, LONG, MESSAGE_OPTIONS, health_status, stub
 from audiodream_server.engine import params as params_mod

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiodream.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 from served import LONG, ServerProcess, health_status, stub
 
 SECONDS = 60 * float(os.environ.get("AUDIODREAM_SOAK_MINUTES", "10")) if LONG else 20.0

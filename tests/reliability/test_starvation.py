@@ -17,7 +17,7 @@ import grpc
 import numpy as np
 import pytest
 
-from audiodream.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 from conftest import start_server
 from served import health_status, stub
 

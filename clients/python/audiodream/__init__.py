@@ -1,7 +1,7 @@
 """audiodream: dream sound with neural networks, through a gRPC service.
 
 The client side: `Client` talks to a server; `audiodream` (the CLI) wraps it.
-The generated protobuf/gRPC stubs live in `audiodream.v1`.
+The generated protobuf/gRPC stubs live in their own package, `audiodream_proto.v1`.
 """
 
 from .client import Client, DreamOutput, ServerError

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 
 
 def parse_classes(text: str) -> list[tuple[str, float]]:

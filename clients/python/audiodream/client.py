@@ -26,8 +26,8 @@ from . import replicas
 from .layers import parse_layer
 from .morphing import MorphOutput, morph_params
 from .streaming import DreamStream
-from .v1 import audiodream_pb2 as pb
-from .v1 import audiodream_pb2_grpc as pb_grpc
+from audiodream_proto.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2_grpc as pb_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 AUTO = "auto"  # a deadline that fits each call (see deadlines.py)

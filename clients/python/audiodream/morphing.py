@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 
 
 @dataclass

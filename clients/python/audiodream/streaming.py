@@ -29,7 +29,7 @@ from typing import Iterable, Iterator
 import grpc
 import numpy as np
 
-from .v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 
 # How a call ends when its replica went away (not by our own cancel).
 MOVABLE = ("UNAVAILABLE", "CANCELLED")

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from audiodream.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 
 from ..engine import audio as audio_io
 from ..engine import windows

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audiodream.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 
 from ..engine import audio as audio_io
 from ..engine.classify import Scores

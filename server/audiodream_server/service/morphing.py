@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from audiodream.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 
 from ..engine.morph import MorphParams, MorphResult, is_morph_model, morph
 from ..engine.params import Limits

@@ -15,8 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from audiodream.v1 import audiodream_pb2 as pb
-from audiodream.v1 import audiodream_pb2_grpc as pb_grpc
+from audiodream_proto.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2_grpc as pb_grpc
 
 from ..engine.params import Limits, DEFAULT_LIMITS
 from ..engine.classify import class_scores

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from audiodream.v1 import audiodream_pb2 as pb
+from audiodream_proto.v1 import audiodream_pb2 as pb
 
 from ..engine.params import DreamParams, Limits
 from ..errors import (DeadlineExceeded, DreamError, FailedPrecondition, InvalidArgument,

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from audiodream.v1 import audiodream_pb2 as audiodream_dot_v1_dot_audiodream__pb2
+from . import audiodream_pb2 as audiodream_dot_v1_dot_audiodream__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
