@@ -29,10 +29,9 @@ back bit for bit (unless its own peak is over the ceiling).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
-
-LOUDNESS = ("rms", "peak", "normalize", "off")
-
 
 def _rms(a: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))
@@ -42,21 +41,24 @@ def _peak(a: np.ndarray) -> float:
     return float(np.abs(a).max()) if a.size else 0.0
 
 
+# The modes by name, each (out, reference, ceiling in dBFS) -> (wanted level,
+# out's level): the gain is their ratio. The names `loudness` accepts are the keys.
+LOUDNESS: dict[str, Callable[[np.ndarray, np.ndarray, float], tuple[float, float]]] = {
+    "rms": lambda out, ref, ceiling_db: (_rms(ref), _rms(out)),
+    "peak": lambda out, ref, ceiling_db: (_peak(ref), _peak(out)),
+    "normalize": lambda out, ref, ceiling_db: (10.0 ** (ceiling_db / 20.0), _peak(out)),
+    "off": lambda out, ref, ceiling_db: (1.0, 1.0),
+}
+
+
 def loudness_gain(out: np.ndarray, reference: np.ndarray, mode: str, ceiling_db: float) -> float:
     """The one gain for `out` (any shape) given the input `reference`; see the module doc."""
-    peak_out = _peak(out)
-    if mode == "rms":
-        num, den = _rms(reference), _rms(out)
-    elif mode == "peak":
-        num, den = _peak(reference), peak_out
-    elif mode == "normalize":
-        num, den = 10.0 ** (ceiling_db / 20.0), peak_out
-    elif mode == "off":
-        num = den = 1.0
-    else:
+    if mode not in LOUDNESS:
         raise ValueError(f"unknown loudness {mode!r}; allowed: {', '.join(LOUDNESS)}")
+    num, den = LOUDNESS[mode](out, reference, ceiling_db)
     gain = num / den if num > 0.0 and den > 0.0 else 1.0
     ceiling = 10.0 ** (ceiling_db / 20.0)
+    peak_out = _peak(out)
     if peak_out * gain > ceiling:
         gain = ceiling / peak_out
     return gain

@@ -28,11 +28,12 @@ which keeps which feature maps fire together (timbre) and drops when (content).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
-from .params import DreamParams, LayerSelection
+if TYPE_CHECKING:  # params.py validates names against the registry below
+    from .params import DreamParams, LayerSelection
 
 
 @dataclass
@@ -95,26 +96,49 @@ def _select_maps(act: torch.Tensor, sel: LayerSelection) -> torch.Tensor:
     return act[:, list(sel.channels)] if sel.channels else act
 
 
+def _activation(acts, params, logits_layer, refs):
+    return layer_objective(acts, params.layers, squared=True)
+
+
+def _mean(acts, params, logits_layer, refs):
+    return layer_objective(acts, params.layers, squared=False)
+
+
+def _class(acts, params, logits_layer, refs):
+    value = class_objective(_as_frames(acts[params.class_output or logits_layer]).mean(-1),
+                            params)
+    return -value if params.negate else value
+
+
+def _target_features(acts, params, logits_layer, refs):
+    return -_distance(acts, refs.target, params.layers, lambda a: a)
+
+
+def _style(acts, params, logits_layer, refs):
+    value = -_distance(acts, refs.target, params.layers, gram)
+    if needs_original(params):
+        value = value - params.content_weight * _distance(
+            acts, refs.original, params.layers, lambda a: a)
+    return value
+
+
+# (activations, resolved params, logits layer, references) -> per-item value `[B]`.
+Objective = Callable[[dict, "DreamParams", str, "References | None"], torch.Tensor]
+# The objectives by name: the names `objective` accepts are this registry's keys.
+OBJECTIVES: dict[str, Objective] = {
+    "activation": _activation, "mean": _mean, "class": _class,
+    "target_features": _target_features, "style": _style,
+}
+
+
 def objective(acts: dict[str, torch.Tensor], params: DreamParams, logits_layer: str,
               refs: References | None = None) -> torch.Tensor:
     """Per-item objective `[B]` for resolved `params` (higher is better)."""
-    if params.objective == "activation":
-        return layer_objective(acts, params.layers, squared=True)
-    if params.objective == "mean":
-        return layer_objective(acts, params.layers, squared=False)
-    if params.objective == "class":
-        value = class_objective(_as_frames(acts[params.class_output or logits_layer]).mean(-1),
-                                params)
-        return -value if params.negate else value
-    if params.objective == "target_features":
-        return -_distance(acts, refs.target, params.layers, lambda a: a)
-    if params.objective == "style":
-        value = -_distance(acts, refs.target, params.layers, gram)
-        if needs_original(params):
-            value = value - params.content_weight * _distance(
-                acts, refs.original, params.layers, lambda a: a)
-        return value
-    raise ValueError(f"unknown objective {params.objective!r}")
+    try:
+        chosen = OBJECTIVES[params.objective]
+    except KeyError:
+        raise ValueError(f"unknown objective {params.objective!r}") from None
+    return chosen(acts, params, logits_layer, refs)
 
 
 def class_objective(logits: torch.Tensor, params: DreamParams) -> torch.Tensor:

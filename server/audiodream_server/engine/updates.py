@@ -29,9 +29,12 @@ inverse STFT is asked for exactly T samples.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 import torch
 
-from .params import DreamParams
+if TYPE_CHECKING:  # params.py validates names against the registry below
+    from .params import DreamParams
 
 def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
@@ -63,18 +66,24 @@ def filtered(signal: torch.Tensor, mask_source: torch.Tensor, params: DreamParam
     return _istft(_stft(signal, n_fft, hop) * mask, n_fft, hop, length)
 
 
+# Each rule: (x, normalised gradient g, original x0, target y or None, params) -> x'.
+Update = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None",
+                   "DreamParams"], torch.Tensor]
+# The update rules by name: the names `update` accepts are this registry's keys.
+UPDATES: dict[str, Update] = {
+    "add": lambda x, g, x0, y, p: x + p.step_size * g,
+    "hardcut": lambda x, g, x0, y, p: filtered(x, g, p),
+    "hardcut_add": lambda x, g, x0, y, p: x + p.step_size * filtered(g, x0, p),
+    "target_filter": lambda x, g, x0, y, p: x + p.step_size * filtered(g, y, p),
+    "flip": lambda x, g, x0, y, p: x + p.step_size * filtered(g, x, p),
+}
+
+
 def apply(x: torch.Tensor, grad: torch.Tensor, x0: torch.Tensor, target: torch.Tensor | None,
           params: DreamParams) -> torch.Tensor:
     """The new signal `[B, T]` under `params.update`."""
-    rule, step = params.update, params.step_size
-    if rule == "add":
-        return x + step * grad
-    if rule == "hardcut":
-        return filtered(x, grad, params)
-    if rule == "hardcut_add":
-        return x + step * filtered(grad, x0, params)
-    if rule == "target_filter":
-        return x + step * filtered(grad, target, params)
-    if rule == "flip":
-        return x + step * filtered(grad, x, params)
-    raise ValueError(f"unknown update rule {rule!r}")
+    try:
+        rule = UPDATES[params.update]
+    except KeyError:
+        raise ValueError(f"unknown update rule {params.update!r}") from None
+    return rule(x, grad, x0, target, params)
