@@ -4,7 +4,7 @@
 #   make reliability  the long reliability run (20,000 fuzz cases, 10-minute soak)
 #   make bench        print the benchmark numbers recorded in the README
 #   make bench-sound  the sound benchmark (how dreams sound, in numbers)
-#   make proto        regenerate the Python stubs from proto/
+#   make proto        regenerate the Python stubs and the Lua schema from proto/
 #   make lint         static checks
 PYTHON ?= python3
 VENV ?= .venv
@@ -65,6 +65,7 @@ bench-sound: install
 
 proto: install
 	PYTHON=$(PY) scripts/gen_proto.sh
+	$(PY) scripts/gen_lua_schema.py
 
 lint: install
 	$(PY) -m pip install --quiet ruff

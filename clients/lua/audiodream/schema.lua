@@ -1,8 +1,8 @@
 --- The protobuf messages of audiodream.v1, as data for the codec in pb.lua.
 --
--- Transcribed by hand from proto/audiodream/v1/audiodream.proto; the test
--- suite compares this table with the generated Python descriptor, so a field
--- added, renumbered or retyped in the proto fails a test instead of drifting.
+-- Generated from proto/audiodream/v1/audiodream.proto by
+-- scripts/gen_lua_schema.py (`make proto`); do not edit. A test fails when
+-- this file differs from what the script writes.
 --
 -- Each message is a list of fields {number, name, type, label}:
 --   type   a scalar ("string", "bytes", "bool", "int32", "uint32", "uint64",
@@ -89,27 +89,6 @@ S.ClassChange = {
   {4, "after", "float"},
 }
 
-S.ClassifyRequest = {
-  {1, "audio", "Audio"},
-  {2, "model", "string"},
-  {3, "top", "uint32"},
-  {4, "output", "string"},
-}
-
-S.ClassScore = {
-  {1, "name", "string"},
-  {2, "index", "uint32"},
-  {3, "score", "float"},
-}
-
-S.ClassifyResponse = {
-  {1, "model", "string"},
-  {2, "output", "string"},
-  {3, "scores", "ClassScore", "repeated"},
-  {4, "activation", "string"},
-  {5, "windows", "uint32"},
-}
-
 S.DreamRequest = {
   {1, "audio", "Audio"},
   {2, "params", "DreamParams"},
@@ -145,6 +124,27 @@ S.DreamResponse = {
   {41, "others_before", "float"},
   {42, "others_after", "float"},
   {71, "replica", "string"},
+}
+
+S.ClassifyRequest = {
+  {1, "audio", "Audio"},
+  {2, "model", "string"},
+  {3, "top", "uint32"},
+  {4, "output", "string"},
+}
+
+S.ClassScore = {
+  {1, "name", "string"},
+  {2, "index", "uint32"},
+  {3, "score", "float"},
+}
+
+S.ClassifyResponse = {
+  {1, "model", "string"},
+  {2, "output", "string"},
+  {3, "scores", "ClassScore", "repeated"},
+  {4, "activation", "string"},
+  {5, "windows", "uint32"},
 }
 
 S.DreamProgressUpdate = {

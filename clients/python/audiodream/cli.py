@@ -6,11 +6,9 @@ import argparse
 import os
 import sys
 
-from . import cli_checks
+from . import cli_checks, dream_flags
 from .cli_checks import UsageError
 from .client import DEFAULT_ADDRESS, Client, ServerError
-from .classes import class_targets
-from .layers import parse_layer
 
 SERVER_ENV = "AUDIODREAM_SERVER"
 # Server-side tools: command -> (module with `main(argv)`, one line of help).
@@ -85,7 +83,7 @@ def get_parser() -> argparse.ArgumentParser:
     dream.add_argument("input", help="sound file to dream (WAV, FLAC, OGG)")
     dream.add_argument("output", help="where to write the dreamed sound")
     _add_connection(dream)
-    _add_dream_options(dream)
+    dream_flags.add_dream_options(dream)
     dream.add_argument("--plot", metavar="PNG",
                        help="also draw the dream: spectrograms, change, loss, features "
                             "(PNG, SVG or PDF; needs audiodream[plot])")
@@ -103,7 +101,7 @@ def get_parser() -> argparse.ArgumentParser:
     atlas.add_argument("--format", default="flac", help="flac, wav, ogg [flac]")
     atlas.add_argument("--no-noise", action="store_true", help="dream only from the input")
     _add_connection(atlas)
-    _add_dream_options(atlas)
+    dream_flags.add_dream_options(atlas)
 
     morph = sub.add_parser("morph", help="morph sound A toward sound B (an autoencoder model)")
     morph.add_argument("a", help="sound A, the start (WAV, FLAC, OGG)")
@@ -132,7 +130,7 @@ def get_parser() -> argparse.ArgumentParser:
     stream.add_argument("input", help="sound file to stream")
     stream.add_argument("output", help="where to write the dreamed sound (latency removed)")
     _add_connection(stream)
-    _add_dream_options(stream)
+    dream_flags.add_dream_options(stream)
     stream.add_argument("--block", type=int, default=2048, help="frames per block [2048]")
     stream.add_argument("--mode", default="process", help="process or generate [process]")
     stream.add_argument("--delay", type=int, default=0, help="output delay, frames [one block]")
@@ -146,106 +144,6 @@ def get_parser() -> argparse.ArgumentParser:
                         help="if the server shuts down or dies, go on on another of the "
                              "--server replicas (the output has one block of silence there)")
     return parser
-
-
-def _add_dream_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="", help="model name [server default]")
-    p.add_argument("--layer", action="append", default=[], metavar="NAME[:CH,..][@W]",
-                   help="layer to amplify, repeatable, e.g. conv3:1,5@0.5")
-    p.add_argument("--objective",
-                   help="activation, mean, class, target_features, style [activation]")
-    p.add_argument("--class", dest="class_", metavar="NAME[@W],...",
-                   help="dream toward these classes (tags, notes; a number = an index), "
-                        "e.g. choir or 'techno,piano@0.5'; implies --objective class")
-    p.add_argument("--notes", metavar="NOTE,...",
-                   help="note models (basic-pitch): dream toward these notes or a chord, "
-                        "e.g. C4,E4,G4 or 60,64,67; implies --objective class")
-    p.add_argument("--negate", action="store_true", help="push away from the classes")
-    p.add_argument("--exclusive", action="store_true",
-                   help="also push away from every class not named (toward this chord, "
-                        "away from the rest)")
-    p.add_argument("--class-output", metavar="LAYER",
-                   help="output the classes are read from [the model's; basic-pitch: note, "
-                        "onset, contour]")
-    p.add_argument("--auto-class", choices=("step", "input"),
-                   help="dream toward what the model hears most: re-chosen every step, or "
-                        "fixed from the input (DreamSound); implies --objective class")
-    p.add_argument("--iterations", type=int,
-                   help="gradient steps [20; when streaming, per block: 4]")
-    p.add_argument("--step-size", type=float,
-                   help="step, a fraction of the input's level "
-                        "[the model's: 0.02; streams 0.06]")
-    p.add_argument("--seed", type=int, help="random seed [0]")
-    p.add_argument("--init", help="input, white, pink, sine, silence [input]")
-    p.add_argument("--init-gain", type=float, help="peak of a noise or sine start, 0..1 [0.25]")
-    p.add_argument("--init-frequency", type=float, help="frequency of a sine start, Hz [440]")
-    p.add_argument("--jitter", type=int, help="random time shift, model samples [0]")
-    p.add_argument("--lowpass", type=float, help="low-pass of the change, Hz [off]")
-    p.add_argument("--follow", type=float,
-                   help="how closely the change follows the input's envelope, 0..2 [1]; "
-                        "0 = bare gradient")
-    p.add_argument("--change-only", action="store_true",
-                   help="return the dream's change alone (the sonified gradient)")
-    p.add_argument("--smoothing", type=float, help="gradient smoothing coefficient [0.5]")
-    p.add_argument("--smoothing-kernel", type=int, help="smoothing kernel, odd [9]")
-    p.add_argument("--grad-norm", help="std, l2, mean_abs [std]")
-    p.add_argument("--mix", type=float, help="dry/wet, 0..1 [1]")
-    p.add_argument("--loudness",
-                   help="output level: rms (keep the input's loudness), peak (keep its peak), "
-                        "normalize (peak at --ceiling), off (the dream's own) [rms]; "
-                        "offline dreams only")
-    p.add_argument("--ceiling", type=float,
-                   help="highest output peak, dBFS, -60..0 [0]; e.g. -1 for 1 dB of headroom")
-    p.add_argument("--window-overlap", type=float,
-                   help="overlap of the model's windows, 0.05..0.75 [0.25]")
-    p.add_argument("--output-format",
-                   help="how the server sends the result: pcm, wav, flac, ogg [chosen to fit: "
-                        "pcm, else flac, else the file goes in segments]; the file written is "
-                        "the one OUTPUT's extension names")
-    p.add_argument("--mix-original", type=float,
-                   help="pull toward the input per step [0; generate streams 0.1]")
-    p.add_argument("--update", help="add, hardcut, hardcut_add, target_filter, flip [add]")
-    p.add_argument("--threshold", type=float,
-                   help="filter rules: mask threshold, dB below the loudest bin [-45]")
-    p.add_argument("--power", type=float, help="filter rules: magnitude exponent [1.0]")
-    p.add_argument("--n-fft", type=int, help="filter rules: STFT size [2048]")
-    p.add_argument("--hop", type=int, help="filter rules: STFT hop [512]")
-    p.add_argument("--target", metavar="FILE",
-                   help="target sound for style, target_features, target_filter")
-    p.add_argument("--content-weight", type=float, help="style: pull toward the input [0]")
-    p.add_argument("--octaves", type=int, help="time-scale octaves 1..6 [1]")
-    p.add_argument("--octave-scale", type=float, help="scale between octaves [1.5]")
-    p.add_argument("--phase", help="mel models: original or griffinlim [original]")
-    p.add_argument("--gl-iters", type=int, help="mel models: Griffin-Lim iterations [32]")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-
-
-def _dream_params(args) -> dict:
-    """The DreamParams fields the shared options set (None = server default)."""
-    for text in args.layer:
-        parse_layer(text)  # syntax errors before any work
-    params = dict(objective=args.objective, iterations=args.iterations,
-                  step_size=args.step_size, seed=args.seed, init=args.init,
-                  time_jitter=args.jitter, lowpass_hz=args.lowpass,
-                  smoothing_coefficient=args.smoothing,
-                  smoothing_kernel=args.smoothing_kernel, grad_norm=args.grad_norm,
-                  mix=args.mix, mix_original=args.mix_original, negate=args.negate or None,
-                  update=args.update, threshold=args.threshold, power=args.power,
-                  n_fft=args.n_fft, hop=args.hop, content_weight=args.content_weight,
-                  octaves=args.octaves, octave_scale=args.octave_scale, phase=args.phase,
-                  gl_iters=args.gl_iters, follow_input=args.follow,
-                  output="change" if args.change_only else None, init_gain=args.init_gain,
-                  init_frequency_hz=args.init_frequency, window_overlap=args.window_overlap,
-                  loudness=args.loudness, ceiling_db=args.ceiling,
-                  output_format=args.output_format)
-    classes = class_targets(args.class_, by_index=True) if args.class_ else []
-    if args.notes:
-        classes += class_targets(args.notes)
-    if classes or args.auto_class:
-        params["objective"] = params["objective"] or "class"
-    params.update(classes=classes or None, exclusive=args.exclusive or None,
-                  class_output=args.class_output, auto_class=args.auto_class)
-    return params
 
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
@@ -367,7 +265,7 @@ def cmd_dream(args) -> int:
     from .report import ProgressBar, print_dream_summary, write_like
     from .transfer import dream_file
 
-    params = _dream_params(args)
+    params = dream_flags.dream_params(args)
     if args.plot:
         from .plot import require_matplotlib
 
@@ -408,7 +306,7 @@ def cmd_morph(args) -> int:
 def cmd_atlas(args) -> int:
     from .atlas import build_atlas, print_atlas_summary
 
-    params = _dream_params(args)
+    params = dream_flags.dream_params(args)
     with _client(args) as client:
         summary = build_atlas(client, args.out, input_path=args.input, model=args.model,
                               layers=tuple(args.layer), maps=args.maps, seconds=args.seconds,
@@ -421,9 +319,8 @@ def cmd_atlas(args) -> int:
 def cmd_stream(args) -> int:
     from .report import print_stream_summary, stream_file
 
-    params = _dream_params(args)
-    for name, flag in (("loudness", "--loudness"), ("ceiling_db", "--ceiling"),
-                       ("output_format", "--output-format")):
+    params = dream_flags.dream_params(args)
+    for name, flag in dream_flags.offline_flags():
         if params.pop(name) is not None:
             raise UsageError(f"{flag} applies to offline dreams (audiodream dream), "
                              "not to streams")

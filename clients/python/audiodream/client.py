@@ -26,15 +26,15 @@ from . import replicas
 from .layers import parse_layer
 from .morphing import MorphOutput, morph_params
 from .streaming import DreamStream
+from audiodream_proto.params import KEYWORDS
 from audiodream_proto.v1 import audiodream_pb2 as pb
 from audiodream_proto.v1 import audiodream_pb2_grpc as pb_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 AUTO = "auto"  # a deadline that fits each call (see deadlines.py)
 
-# DreamParams fields a caller may set by keyword.
-PARAM_FIELDS = tuple(f.name for f in pb.DreamParams.DESCRIPTOR.fields
-                     if f.name not in ("model", "layers"))
+# DreamParams fields a caller may set by keyword (the parameter table's).
+PARAM_FIELDS = KEYWORDS
 
 
 class ServerError(Exception):

@@ -1,9 +1,14 @@
 """Dream parameters: one typed dataclass, validated once at the edge.
 
-Defaults follow SPEC §2 (and Bisig & Wegner, seed 003 §3.4). `validate` checks
-every field against its range and raises with a message naming the allowed
-values; `resolve` then checks the names against one model (layers, channels,
-classes) and fills the model-dependent defaults.
+What each field means, its default and its allowed range or names live in one
+table shared with the client, `audiodream_proto.params` (SPEC §2; Bisig &
+Wegner, seed 003 §3.4). `validate` checks every field against its row and raises
+with a message naming the allowed values; the names of the choices that select
+code (objectives, update rules, gradient normalisations, initial signals,
+loudness modes) are the keys of the engine's registries. Rules between fields
+(odd kernels, hop <= n_fft, classes, layers) are code here. `resolve` then checks
+the names against one model (layers, channels, classes) and fills the
+model-dependent defaults.
 """
 
 from __future__ import annotations
@@ -11,29 +16,42 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from audiodream_proto.params import BY_NAME, PARAMS
+
 from ..errors import InvalidArgument, NotFound, OutOfRange
 from ..models.spec import ModelSpec
-from .loudness import LOUDNESS
 from . import classes as class_outputs
+from . import gradients, initial, loudness, objectives, updates
 
-OBJECTIVES = ("activation", "mean", "class", "target_features", "style")
-UPDATES = ("add", "hardcut", "hardcut_add", "target_filter", "flip")
+# Choice fields whose names select engine code: name -> its registry.
+REGISTRIES = {"objective": objectives.OBJECTIVES, "update": updates.UPDATES,
+              "init": initial.INITS, "grad_norm": gradients.GRAD_NORMS,
+              "loudness": loudness.LOUDNESS}
+
+
+def allowed(name: str) -> tuple[str, ...]:
+    """The names choice field `name` accepts: its registry's keys, else the table's."""
+    return tuple(REGISTRIES[name]) if name in REGISTRIES else BY_NAME[name].choices
+
+
+OBJECTIVES = allowed("objective")
+UPDATES = allowed("update")
+INITS = allowed("init")
+GRAD_NORMS = allowed("grad_norm")
 # What needs a target sound to mean anything.
 NEEDS_TARGET = ("target_features", "style", "target_filter")
-INITS = ("input", "white", "pink", "sine", "silence")
 # What a dream returns: the input with the change mixed in, or the change alone
 # (DreamSound's "sonified gradient").
-OUTPUTS = ("mix", "change")
-# Parameters a model may give its own default (model card "dream_defaults");
-# None in DreamParams means "the model's default, else ENGINE_DEFAULTS".
-ENGINE_DEFAULTS = {"step_size": 0.02, "lowpass_hz": 0.0, "follow_input": 1.0, "iterations": 20}
-MODEL_DEFAULTS = tuple(ENGINE_DEFAULTS)
-GRAD_NORMS = ("std", "l2", "mean_abs")
+OUTPUTS = allowed("output")
 # Automatic class (DreamSound): "" off; "step": the class the model hears most,
 # re-chosen at every step; "input": the one it hears most in the input, fixed.
-AUTO_CLASSES = ("", "step", "input")
-OUTPUT_FORMATS = ("pcm", "wav", "flac", "ogg")
-PHASES = ("original", "griffinlim")
+AUTO_CLASSES = allowed("auto_class")
+OUTPUT_FORMATS = allowed("output_format")
+PHASES = allowed("phase")
+# Parameters a model may give its own default (model card "dream_defaults");
+# None in DreamParams means "the model's default, else ENGINE_DEFAULTS".
+ENGINE_DEFAULTS = {p.name: p.default for p in PARAMS if p.per_model}
+MODEL_DEFAULTS = tuple(ENGINE_DEFAULTS)
 
 
 @dataclass(frozen=True)
@@ -122,49 +140,25 @@ class DreamParams:
 
     def validate(self, limits: Limits = DEFAULT_LIMITS) -> "DreamParams":
         """Checks every field that does not depend on the model. Returns self."""
-        _choice("objective", self.objective, OBJECTIVES)
-        _choice("update", self.update, UPDATES)
-        _choice("init", self.init, INITS)
-        _choice("grad_norm", self.grad_norm, GRAD_NORMS)
-        _choice("output_format", self.output_format, OUTPUT_FORMATS)
-        _choice("output", self.output, OUTPUTS)
-        _choice("loudness", self.loudness, LOUDNESS)
-        _range("ceiling_db", self.ceiling_db, -60.0, 0.0)
-        _choice("auto_class", self.auto_class, AUTO_CLASSES)
+        for row in PARAMS:
+            value = getattr(self, row.name)
+            if row.choices:
+                _choice(row.name, value, allowed(row.name))
+            elif row.low is not None or row.high is not None or row.limit:
+                high = getattr(limits, row.limit) if row.limit else row.high
+                _range(row.name, value, -math.inf if row.low is None else row.low,
+                       math.inf if high is None else high)
+        # Rules between fields, and the structured fields.
+        if self.smoothing_kernel % 2 == 0:
+            raise OutOfRange(f"smoothing_kernel must be odd (1..255), got {self.smoothing_kernel}")
+        _range("hop", self.hop, 1, self.n_fft)
+        if self.n_fft % 2:
+            raise OutOfRange(f"n_fft must be even (16..16384), got {self.n_fft}")
         for target in self.classes:
             _range(f"weight of class {target.name or target.index}", target.weight,
                    -1000.0, 1000.0)
             if not target.name and target.index is None:
                 raise InvalidArgument("a class target needs a name or an index")
-        _range("iterations", self.iterations, 0, limits.max_iterations)
-        _range("step_size", self.step_size, 0.0, 10.0)
-        _range("follow_input", self.follow_input, 0.0, 2.0)
-        _range("seed", self.seed, 0, 2**63 - 1)
-        _range("init_frequency_hz", self.init_frequency_hz, 1.0, 96000.0)
-        _range("init_gain", self.init_gain, 0.0, 1.0)
-        _range("time_jitter", self.time_jitter, 0, 1_000_000)
-        _range("lowpass_hz", self.lowpass_hz, 0.0, 1e6)
-        _range("mix_original", self.mix_original, 0.0, 1.0)
-        _range("smoothing_coefficient", self.smoothing_coefficient, 0.0, 10.0)
-        _range("smoothing_kernel", self.smoothing_kernel, 1, 255)
-        if self.smoothing_kernel % 2 == 0:
-            raise OutOfRange(f"smoothing_kernel must be odd (1..255), got {self.smoothing_kernel}")
-        _range("mix", self.mix, 0.0, 1.0)
-        _range("window_overlap", self.window_overlap, 0.05, 0.75)
-        _range("threshold", self.threshold, -120.0, 0.0)
-        _range("power", self.power, 0.1, 4.0)
-        _range("n_fft", self.n_fft, 16, 16384)
-        _range("hop", self.hop, 1, self.n_fft)
-        if self.n_fft % 2:
-            raise OutOfRange(f"n_fft must be even (16..16384), got {self.n_fft}")
-        _range("content_weight", self.content_weight, 0.0, 1000.0)
-        _range("octaves", self.octaves, 1, 6)
-        _range("octave_scale", self.octave_scale, 1.1, 4.0)
-        _choice("phase", self.phase, PHASES)
-        _range("gl_iters", self.gl_iters, 0, 500)
-        _range("morph_amount", self.morph_amount, 0.0, 1.0)
-        _choice("morph_interpolation", self.morph_interpolation, ("linear", "spherical"))
-        _range("morph_detail", self.morph_detail, 0.0, 1.0)
         for sel in self.layers:
             if not sel.name:
                 raise InvalidArgument("a layer selection has an empty name")

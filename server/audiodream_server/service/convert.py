@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from audiodream_proto.params import PARAMS
 from audiodream_proto.v1 import audiodream_pb2 as pb
 
 from ..engine import audio as audio_io
@@ -18,36 +19,22 @@ from ..models.registry import LoadedModel
 from ..stream.settings import StreamSettings
 
 _DEFAULTS = DreamParams()
-# Choice fields: an empty string means "the default".
-_CHOICES = ("objective", "update", "init", "grad_norm", "output_format", "phase", "output",
-            "morph_interpolation", "loudness",
-            "class_output", "auto_class")
-# Scalars with presence: unset means "the default".
-_OPTIONALS = ("iterations", "step_size", "seed", "init_frequency_hz", "init_gain",
-              "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient",
-              "smoothing_kernel", "mix", "class_index", "window_overlap", "threshold",
-              "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale",
-              "gl_iters", "follow_input", "morph_amount", "morph_detail",
-              "ceiling_db")
+# The table's fields; each is set in a message when it has a value (unset = the
+# default, or the settings in force). Proto3 strings and bools have no presence:
+# "" and false read as unset.
+_FIELDS = pb.DreamParams.DESCRIPTOR.fields_by_name
+_SCALARS = tuple(row.name for row in PARAMS)
+
+
+def _is_set(msg: pb.DreamParams, name: str) -> bool:
+    return msg.HasField(name) if _FIELDS[name].has_presence else bool(getattr(msg, name))
 
 
 def params_from_proto(msg: pb.DreamParams, base: DreamParams = _DEFAULTS) -> DreamParams:
     """Fields set in `msg` override `base` (the defaults, or the settings in force)."""
-    values = {}
-    for name in _CHOICES:
-        if getattr(msg, name):
-            values[name] = getattr(msg, name)
-    for name in _OPTIONALS:
-        if msg.HasField(name):
-            values[name] = getattr(msg, name)
+    values = {name: getattr(msg, name) for name in _SCALARS if _is_set(msg, name)}
     if msg.model:
         values["model"] = msg.model
-    if msg.class_name:
-        values["class_name"] = msg.class_name
-    if msg.negate:
-        values["negate"] = True
-    if msg.exclusive:
-        values["exclusive"] = True
     if msg.classes:
         values["classes"] = tuple(
             ClassTarget(c.name, c.index if c.HasField("index") else None,
@@ -58,34 +45,17 @@ def params_from_proto(msg: pb.DreamParams, base: DreamParams = _DEFAULTS) -> Dre
             LayerSelection(sel.name, tuple(sel.channels),
                            sel.weight if sel.HasField("weight") else 1.0)
             for sel in msg.layers)
-    return DreamParams(**{**base.__dict__, **values})
+    return replace(base, **values)
 
 
 def params_to_proto(params: DreamParams) -> pb.DreamParams:
-    msg = pb.DreamParams(
-        model=params.model, objective=params.objective, update=params.update,
-        iterations=params.iterations, step_size=params.step_size, seed=params.seed,
-        init=params.init, init_frequency_hz=params.init_frequency_hz,
-        init_gain=params.init_gain, time_jitter=params.time_jitter,
-        lowpass_hz=params.lowpass_hz, mix_original=params.mix_original,
-        smoothing_coefficient=params.smoothing_coefficient,
-        smoothing_kernel=params.smoothing_kernel, grad_norm=params.grad_norm, mix=params.mix,
-        class_name=params.class_name, negate=params.negate,
-        window_overlap=params.window_overlap, output_format=params.output_format,
-        threshold=params.threshold, power=params.power, n_fft=params.n_fft, hop=params.hop,
-        content_weight=params.content_weight, octaves=params.octaves,
-        octave_scale=params.octave_scale, phase=params.phase, gl_iters=params.gl_iters,
-        follow_input=params.follow_input, output=params.output,
-        morph_amount=params.morph_amount, morph_interpolation=params.morph_interpolation,
-        morph_detail=params.morph_detail, loudness=params.loudness,
-        ceiling_db=params.ceiling_db, class_output=params.class_output,
-        exclusive=params.exclusive, auto_class=params.auto_class)
+    """The message of `params`: every field with a value (None = unset)."""
+    msg = pb.DreamParams(model=params.model, **{
+        name: getattr(params, name) for name in _SCALARS if getattr(params, name) is not None})
     for target in params.classes:
         entry = msg.classes.add(name=target.name, weight=target.weight)
         if target.index is not None:
             entry.index = target.index
-    if params.class_index is not None:
-        msg.class_index = params.class_index
     for sel in params.layers:
         msg.layers.add(name=sel.name, channels=list(sel.channels), weight=sel.weight)
     return msg
