@@ -16,6 +16,9 @@ The `loudness` group dreams each input at three peak levels (-18.4, -6 and
 -1 dBFS) with the default model's defaults and prints the output's peak and RMS
 level against the input's (dB): a dream should come back about as loud as it went in.
 
+`--only highpass` dreams with the change high-passed at 40 and 200 Hz
+(`highpass_hz`; the default, 0, leaves the dream bit for bit as before).
+
 Run: python bench/sound_bench.py [--only defaults,updates,...,loudness,music] [--save DIR]
 `--only music` measures the pretrained music models (musicnn-mtt, basic-pitch)
 with their defaults and with a class objective (a tag; a C major chord).
@@ -175,6 +178,10 @@ def cases(registry, only: set[str], music=()):
             yield "updates", rule, default, DreamParams(update=rule), "music"
     if "octaves" in only:
         yield "octaves", "octaves 3", default, DreamParams(octaves=3), None
+    if "highpass" in only:
+        for corner in (40.0, 200.0):
+            yield "highpass", f"highpass {corner:g}", default, DreamParams(
+                highpass_hz=corner), None
     if "streams" in only:
         for mode in ("process", "generate"):
             yield "streams", f"stream {mode}", default, (STREAM_DEFAULTS, mode), None

@@ -74,6 +74,7 @@ S.DreamParams = {
   {41, "class_output", "string"},
   {42, "exclusive", "bool"},
   {43, "auto_class", "string"},
+  {100, "highpass_hz", "float", "optional"},
 }
 
 S.ClassTarget = {

@@ -176,6 +176,9 @@ PARAMS: tuple[Param, ...] = (
           live=True, host="autoclass",
           help="dream toward what the model hears most: re-chosen every step, or fixed "
                "from the input (DreamSound); implies --objective class"),
+    Param("highpass_hz", float, 0.0, low=0.0, high=1e6, unit="Hz", flags=("--highpass",),
+          help="high-pass of the change, Hz: the dream adds no rumble or DC below it "
+               "[off]; e.g. 40"),
 )
 
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}

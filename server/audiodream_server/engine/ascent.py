@@ -11,7 +11,8 @@ forward/backward pass. For each item x of each group, with x0 its original:
                                             level = the reference's (shaping.py),
                                             so no other normalisation is needed
     x'  = update(x, u)                      `add` or a DreamSound filter rule
-    d   = (1 - m) * lowpass(x' - x0)        only the change is filtered and
+    d   = (1 - m) * band(x' - x0)           only the change is filtered (low-
+                                            and high-pass, lowpass.py) and
     x   = x0 + d                            pulled back (m = mix_original)
 
 The original passes untouched: nothing in the loop scales or filters it, and
@@ -28,7 +29,7 @@ import torch
 
 from ..models.registry import LoadedModel
 from . import shaping, updates
-from .lowpass import lowpass
+from .lowpass import highpass, lowpass
 from .objectives import NEEDS_TARGET_ACTS, References, layers_needed, needs_original, objective
 from .params import DreamParams
 from .smoothing import cascade_sigma, frequency_response
@@ -119,8 +120,10 @@ def step(model: LoadedModel, groups: list[Group]) -> list[tuple[torch.Tensor, to
                                         strides)
             part = shaping.shape(part, g.guide, smooth)
             new = updates.apply(g.x.detach(), part, g.x0, g.target, p)
-            if p.lowpass_hz or p.mix_original:  # only the change is filtered, pulled back
-                change = lowpass(new - g.x0, rate, p.lowpass_hz)
+            if p.lowpass_hz or p.highpass_hz or p.mix_original:
+                # Only the change is filtered and pulled back.
+                change = highpass(lowpass(new - g.x0, rate, p.lowpass_hz), rate,
+                                  p.highpass_hz)
                 if p.mix_original:
                     change = change * (1.0 - p.mix_original)
                 new = g.x0 + change

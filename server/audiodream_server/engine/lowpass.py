@@ -9,6 +9,13 @@ which costs O(T log T) instead of a long FIR's O(T * taps):
 H is zero-phase: 1 below the cutoff, 0 above cutoff + width, a raised cosine
 between, width = max(cutoff / 8, 200 Hz). The circular wrap of the FFT is
 harmless here: the update already treats windows as circular (time jitter).
+
+The high-pass (`highpass_hz`) keeps a dream from adding rumble and DC below a
+corner f_c, the same way, with the transition one octave below the corner so
+the band above it passes untouched:
+
+    H_hp(f) = 0 for f <= f_c / 2,  1 for f >= f_c,
+              (1 - cos(pi * (f - f_c/2) / (f_c/2))) / 2 between   (DC always 0)
 """
 
 from __future__ import annotations
@@ -32,5 +39,18 @@ def lowpass(signal: torch.Tensor, sample_rate: int, cutoff_hz: float) -> torch.T
         return signal
     length = signal.shape[-1]
     gain = response(length, sample_rate, cutoff_hz, signal.device)
+    spectrum = torch.fft.rfft(signal, dim=-1) * gain
+    return torch.fft.irfft(spectrum, n=length, dim=-1)
+
+
+def highpass(signal: torch.Tensor, sample_rate: int, cutoff_hz: float) -> torch.Tensor:
+    """High-passes `[..., T]` at `cutoff_hz` (see the module docstring); a cutoff of 0
+    returns it unchanged, one at/above Nyquist keeps nothing but what is above it."""
+    if cutoff_hz <= 0:
+        return signal
+    length = signal.shape[-1]
+    freqs = torch.fft.rfftfreq(length, 1.0 / sample_rate, device=signal.device)
+    ramp = ((freqs - cutoff_hz / 2) / (cutoff_hz / 2)).clamp(0.0, 1.0)
+    gain = 0.5 * (1.0 - torch.cos(math.pi * ramp))
     spectrum = torch.fft.rfft(signal, dim=-1) * gain
     return torch.fft.irfft(spectrum, n=length, dim=-1)

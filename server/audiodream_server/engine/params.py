@@ -137,6 +137,7 @@ class DreamParams:
     class_output: str = ""
     exclusive: bool = False
     auto_class: str = ""
+    highpass_hz: float = 0.0
 
     def validate(self, limits: Limits = DEFAULT_LIMITS) -> "DreamParams":
         """Checks every field that does not depend on the model. Returns self."""

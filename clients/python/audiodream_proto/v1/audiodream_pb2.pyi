@@ -31,7 +31,7 @@ class LayerSelection(_message.Message):
     def __init__(self, name: _Optional[str] = ..., channels: _Optional[_Iterable[int]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class DreamParams(_message.Message):
-    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters", "follow_input", "output", "morph_amount", "morph_interpolation", "morph_detail", "loudness", "ceiling_db", "classes", "class_output", "exclusive", "auto_class")
+    __slots__ = ("model", "layers", "objective", "update", "iterations", "step_size", "seed", "init", "init_frequency_hz", "init_gain", "time_jitter", "lowpass_hz", "mix_original", "smoothing_coefficient", "smoothing_kernel", "grad_norm", "mix", "class_index", "class_name", "negate", "window_overlap", "output_format", "threshold", "power", "n_fft", "hop", "content_weight", "octaves", "octave_scale", "phase", "gl_iters", "follow_input", "output", "morph_amount", "morph_interpolation", "morph_detail", "loudness", "ceiling_db", "classes", "class_output", "exclusive", "auto_class", "highpass_hz")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LAYERS_FIELD_NUMBER: _ClassVar[int]
     OBJECTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class DreamParams(_message.Message):
     CLASS_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     EXCLUSIVE_FIELD_NUMBER: _ClassVar[int]
     AUTO_CLASS_FIELD_NUMBER: _ClassVar[int]
+    HIGHPASS_HZ_FIELD_NUMBER: _ClassVar[int]
     model: str
     layers: _containers.RepeatedCompositeFieldContainer[LayerSelection]
     objective: str
@@ -116,7 +117,8 @@ class DreamParams(_message.Message):
     class_output: str
     exclusive: bool
     auto_class: str
-    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., follow_input: _Optional[float] = ..., output: _Optional[str] = ..., morph_amount: _Optional[float] = ..., morph_interpolation: _Optional[str] = ..., morph_detail: _Optional[float] = ..., loudness: _Optional[str] = ..., ceiling_db: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassTarget, _Mapping]]] = ..., class_output: _Optional[str] = ..., exclusive: _Optional[bool] = ..., auto_class: _Optional[str] = ...) -> None: ...
+    highpass_hz: float
+    def __init__(self, model: _Optional[str] = ..., layers: _Optional[_Iterable[_Union[LayerSelection, _Mapping]]] = ..., objective: _Optional[str] = ..., update: _Optional[str] = ..., iterations: _Optional[int] = ..., step_size: _Optional[float] = ..., seed: _Optional[int] = ..., init: _Optional[str] = ..., init_frequency_hz: _Optional[float] = ..., init_gain: _Optional[float] = ..., time_jitter: _Optional[int] = ..., lowpass_hz: _Optional[float] = ..., mix_original: _Optional[float] = ..., smoothing_coefficient: _Optional[float] = ..., smoothing_kernel: _Optional[int] = ..., grad_norm: _Optional[str] = ..., mix: _Optional[float] = ..., class_index: _Optional[int] = ..., class_name: _Optional[str] = ..., negate: _Optional[bool] = ..., window_overlap: _Optional[float] = ..., output_format: _Optional[str] = ..., threshold: _Optional[float] = ..., power: _Optional[float] = ..., n_fft: _Optional[int] = ..., hop: _Optional[int] = ..., content_weight: _Optional[float] = ..., octaves: _Optional[int] = ..., octave_scale: _Optional[float] = ..., phase: _Optional[str] = ..., gl_iters: _Optional[int] = ..., follow_input: _Optional[float] = ..., output: _Optional[str] = ..., morph_amount: _Optional[float] = ..., morph_interpolation: _Optional[str] = ..., morph_detail: _Optional[float] = ..., loudness: _Optional[str] = ..., ceiling_db: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassTarget, _Mapping]]] = ..., class_output: _Optional[str] = ..., exclusive: _Optional[bool] = ..., auto_class: _Optional[str] = ..., highpass_hz: _Optional[float] = ...) -> None: ...
 
 class ClassTarget(_message.Message):
     __slots__ = ("name", "index", "weight")
