@@ -17,7 +17,9 @@ The `loudness` group dreams each input at three peak levels (-18.4, -6 and
 level against the input's (dB): a dream should come back about as loud as it went in.
 
 `--only highpass` dreams with the change high-passed at 40 and 200 Hz
-(`highpass_hz`; the default, 0, leaves the dream bit for bit as before).
+(`highpass_hz`; the default, 0, leaves the dream bit for bit as before), and
+streams (process mode) at 40 Hz; it also prints the share of each change's
+energy at or below 40 Hz (rumble the listener does not hear as the dream).
 
 Run: python bench/sound_bench.py [--only defaults,updates,...,loudness,music] [--save DIR]
 `--only music` measures the pretrained music models (musicnn-mtt, basic-pitch)
@@ -33,6 +35,7 @@ import platform
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -182,6 +185,8 @@ def cases(registry, only: set[str], music=()):
         for corner in (40.0, 200.0):
             yield "highpass", f"highpass {corner:g}", default, DreamParams(
                 highpass_hz=corner), None
+        yield "streams", "stream hp 40", default, (
+            replace(STREAM_DEFAULTS, highpass_hz=40.0), "process"), None
     if "streams" in only:
         for mode in ("process", "generate"):
             yield "streams", f"stream {mode}", default, (STREAM_DEFAULTS, mode), None
@@ -233,6 +238,9 @@ def main() -> None:
             seconds = time.perf_counter() - start
             c = listening.compare(x, y, RATE, window, overlap)
             outs.append(y)
+            if "highpass" in only:
+                print(f"{'':9} {'':16} {name:7} change at/below 40 Hz: "
+                      f"{100 * _low_share(y - x, 40.0):5.1f}% of its energy", flush=True)
             print(f"{group:9} {label:16} {name:7} {c.logmel_r:8.2f} {c.onset_r:7.2f} "
                   f"{c.retain:6.2f} {c.change_db:6.1f} {c.hf_in:6.1f} {c.hf_out:7.1f} "
                   f"{c.new_line_db:7.1f} {c.new_line_hz:7.0f} {c.join_db:7.2f} {seconds:5.1f}  "
@@ -268,6 +276,15 @@ def loudness_rows(model, inputs: dict[str, np.ndarray]) -> None:
             print(f"{'loudness':9} {name:7} {levels[0]:7.1f} {levels[1]:8.1f} {levels[2]:7.1f} "
                   f"{levels[3]:7.1f} {levels[1] - levels[0]:6.1f} {levels[3] - levels[2]:6.1f}",
                   flush=True)
+
+
+def _low_share(change: np.ndarray, below_hz: float) -> float:
+    """Share of `change`'s energy at or below `below_hz`."""
+    # A Hann window: the FFT's wrap from the last sample to the first would
+    # otherwise leak into every band.
+    power = np.abs(np.fft.rfft(change.astype(np.float64) * np.hanning(change.size))) ** 2
+    freqs = np.fft.rfftfreq(change.size, 1.0 / RATE)
+    return float(power[freqs <= below_hz].sum() / max(power.sum(), 1e-30))
 
 
 def _verdict(c: listening.Comparison) -> str:

@@ -12,7 +12,9 @@ forward/backward pass. For each item x of each group, with x0 its original:
                                             so no other normalisation is needed
     x'  = update(x, u)                      `add` or a DreamSound filter rule
     d   = (1 - m) * band(x' - x0)           only the change is filtered (low-
-                                            and high-pass, lowpass.py) and
+                                            pass; high-pass in streams: offline
+                                            dreams high-pass the whole change
+                                            once, pipeline.py) and
     x   = x0 + d                            pulled back (m = mix_original)
 
 The original passes untouched: nothing in the loop scales or filters it, and

@@ -45,12 +45,23 @@ def lowpass(signal: torch.Tensor, sample_rate: int, cutoff_hz: float) -> torch.T
 
 def highpass(signal: torch.Tensor, sample_rate: int, cutoff_hz: float) -> torch.Tensor:
     """High-passes `[..., T]` at `cutoff_hz` (see the module docstring); a cutoff of 0
-    returns it unchanged, one at/above Nyquist keeps nothing but what is above it."""
+    returns it unchanged.
+
+    Before the FFT the signal is extended on both sides by its point reflection
+    about each end (x_0 - (x_k - x_0) on the left, likewise on the right), so value
+    and slope run on smoothly at both ends; the jump where the circular FFT wraps
+    lies T samples away from the part kept. A plain circular high-pass would turn
+    the step between a window's last and first sample into a click at every
+    window edge, and a mirror (even) extension would still leave a kink there.
+    """
     if cutoff_hz <= 0:
         return signal
     length = signal.shape[-1]
-    freqs = torch.fft.rfftfreq(length, 1.0 / sample_rate, device=signal.device)
+    first, last = signal[..., :1], signal[..., -1:]
+    extended = torch.cat([2 * first - signal.flip(-1), signal, 2 * last - signal.flip(-1)],
+                         dim=-1)
+    freqs = torch.fft.rfftfreq(3 * length, 1.0 / sample_rate, device=signal.device)
     ramp = ((freqs - cutoff_hz / 2) / (cutoff_hz / 2)).clamp(0.0, 1.0)
     gain = 0.5 * (1.0 - torch.cos(math.pi * ramp))
-    spectrum = torch.fft.rfft(signal, dim=-1) * gain
-    return torch.fft.irfft(spectrum, n=length, dim=-1)
+    spectrum = torch.fft.rfft(extended, dim=-1) * gain
+    return torch.fft.irfft(spectrum, n=3 * length, dim=-1)[..., length:2 * length]
