@@ -13,13 +13,18 @@ import numpy as np
 import pytest
 from google.protobuf.descriptor import FieldDescriptor as FD
 
-from audiodream import cli, dream_flags
+import torch
+from conftest import start_server
+from sounds import tone
+
+from audiodream import Client, ServerError, cli, dream_flags
 from audiodream.client import PARAM_FIELDS, dream_params
 from audiodream_proto.params import BY_NAME, PARAMS, STRUCTURED, STRUCTURED_LIVE
 from audiodream_proto.v1 import audiodream_pb2 as pb
 from audiodream_server.engine import gradients, initial, loudness, morph, objectives, updates
 from audiodream_server.engine.params import DreamParams, Limits, allowed
 from audiodream_server.errors import InvalidArgument, OutOfRange
+from audiodream_server.models.catalog import build_registry
 from audiodream_server.service import convert
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -215,8 +220,25 @@ def _low_share(change: np.ndarray, rate: int, below_hz: float) -> float:
     return float(power[freqs <= below_hz].sum() / power.sum())
 
 
-def test_highpass_keeps_the_dream_out_of_the_low_band(client):
-    from sounds import tone
+@pytest.fixture(scope="module")
+def mel_address():
+    """A real server holding the shipped mel-domain model, instruments-mel."""
+    models = build_registry(pretrained=False, untrained_models=False).load(
+        torch.device("cpu"), ["instruments-mel"])
+    server, address = start_server(models, max_active=1)
+    yield address
+    server.stop(None)
+
+
+@pytest.mark.parametrize("domain", ["waveform", "mel"])
+def test_highpass_keeps_the_dream_out_of_the_low_band(request, domain):
+    address = request.getfixturevalue("server_address" if domain == "waveform"
+                                      else "mel_address")
+    with Client(address) as client:
+        _check_highpass(client)
+
+
+def _check_highpass(client):
 
     rate, corner = 44100, 1000.0
     x = tone(2.0, rate)[:, 0]
@@ -238,8 +260,6 @@ def test_highpass_keeps_the_dream_out_of_the_low_band(client):
 
 
 def test_a_bad_highpass_is_refused_with_its_range(client):
-    from audiodream import ServerError
-
     with pytest.raises(ServerError) as err:
         client.dream(np.zeros(4410, np.float32), 44100, iterations=1, highpass_hz=-5.0)
     assert err.value.code == "OUT_OF_RANGE" and "highpass_hz must be in 0..1e+06" in str(err.value)

@@ -33,7 +33,7 @@ import torch
 
 from ..models.registry import LoadedModel
 from .gradients import normalise
-from .lowpass import highpass, lowpass
+from .lowpass import lowpass
 from .objectives import NEEDS_TARGET_ACTS, References, layers_needed, needs_original, objective
 from .params import DreamParams
 
@@ -108,9 +108,9 @@ def dream_batch(model: LoadedModel, x: torch.Tensor, params: DreamParams,
                                   generator)
         out = torch.istft(dreamed, frontend.n_fft, frontend.hop, window=frontend.window,
                           center=True, length=length)
-        # Only the change is filtered; the result is bounded by the pipeline.
-        rate = model.spec.sample_rate
-        return x + highpass(lowpass(out - x, rate, params.lowpass_hz), rate, params.highpass_hz)
+        # Only the change is low-passed (and high-passed by the pipeline, over the
+        # whole sound); the result is bounded by the pipeline.
+        return x + lowpass(out - x, model.spec.sample_rate, params.lowpass_hz)
 
 
 def _roll_frames(mel: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

@@ -91,7 +91,8 @@ DEFAULT_LIMITS = Limits()
 
 @dataclass(frozen=True)
 class DreamParams:
-    """Every parameter of one dream. Units and ranges in the proto's comments."""
+    """Every parameter of one dream. Units, ranges and defaults: the parameter table
+    (`audiodream_proto.params`) and the proto's comments."""
 
     model: str = ""
     layers: tuple[LayerSelection, ...] = ()

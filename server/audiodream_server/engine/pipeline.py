@@ -286,11 +286,10 @@ class _Ascent:
         change = dreamed - x_start
         if self.window:
             change = windows.overlap_add(change, channels, length, self.overlap)
-        if model.spec.domain != "mel":  # (mel dreams filter their change themselves)
-            # Once, over the whole sound: filtered at every step instead, the
-            # dream's audible change grew 3 dB louder at the window joins
-            # (sound bench, pink noise), for the same sound elsewhere.
-            change = highpass(change, model.spec.sample_rate, p.highpass_hz)
+        # The high-pass, once over the whole sound: filtered at every step
+        # instead, the dream's audible change grew 3 dB louder at the window joins
+        # (sound bench, pink noise), for the same sound elsewhere.
+        change = highpass(change, model.spec.sample_rate, p.highpass_hz)
         return change
 
 
