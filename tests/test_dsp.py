@@ -12,7 +12,7 @@ from scipy.signal import welch
 from audiodream_server.engine import windows
 from audiodream_server.engine.features import features
 from audiodream_server.engine.gradients import normalise
-from audiodream_server.engine.lowpass import lowpass
+from audiodream_server.engine.lowpass import highpass, lowpass
 from audiodream_server.engine.resample import resample
 from audiodream_server.engine.smoothing import cascade_sigma, cascade_smooth, gaussian_kernels
 
@@ -53,6 +53,22 @@ def test_lowpass_passes_below_and_stops_above_cutoff():
     # Off, or at Nyquist: identity.
     assert lowpass(high, rate, 0.0) is high
     assert lowpass(high, rate, 30000.0) is high
+
+
+def test_highpass_stops_below_half_the_corner_and_passes_above_it():
+    rate, corner = 44100, 80.0
+    low = torch.from_numpy(sine(20.3, rate))[None]  # <= corner / 2: stopped
+    high = torch.from_numpy(sine(1003.3, rate))[None]  # >= corner: passed
+    edge = rate // 20  # 50 ms: near the ends the mirrored extension has a kink
+    inner = slice(edge, -edge)
+    # Away from the ends, to float32 precision of the FFT over 2T samples; at the
+    # ends a trace of the stopped tone remains (the kink of the mirror image).
+    assert highpass(low, rate, corner)[:, inner].abs().max() < 1e-3
+    assert highpass(low, rate, corner).abs().max() < 0.3
+    assert (highpass(high, rate, corner) - high)[:, inner].abs().max() < 1e-3
+    # DC goes everywhere; off is the identity.
+    assert highpass(torch.full((1, rate), 0.3), rate, corner).abs().max() < 1e-5
+    assert highpass(high, rate, 0.0) is high
 
 
 def test_gaussian_kernels_are_normalised_and_smoothing_keeps_constants():

@@ -163,10 +163,17 @@ def test_each_flag_sets_its_field(row):
     assert getattr(dream_params("", [], {row.name: value}), row.name) == value
 
 
-def test_streams_refuse_exactly_the_offline_rows():
-    assert dict(dream_flags.offline_flags()) == {
-        row.name: row.flags[0] for row in PARAMS if row.offline}
-    assert cli.main(["stream", "in.wav", "out.wav", "--ceiling", "-1"]) == 2
+def test_streams_refuse_exactly_the_offline_rows(capsys):
+    offline = dict(dream_flags.offline_flags())
+    assert offline == {row.name: row.flags[0] for row in PARAMS if row.offline} != {}
+    for flag, value in (("--ceiling", "-1"), ("--loudness", "peak"),
+                        ("--output-format", "wav"), ("--highpass", "40")):
+        code = cli.main(["stream", "in.wav", "out.wav", flag, value])
+        err = capsys.readouterr().err
+        if flag in offline.values():
+            assert code == 2 and f"{flag} applies to offline dreams" in err
+        else:  # past the check: the missing file is what stops it
+            assert "applies to offline" not in err and "in.wav" in err
 
 
 def test_the_lua_schema_is_what_the_generator_writes():

@@ -47,21 +47,20 @@ def highpass(signal: torch.Tensor, sample_rate: int, cutoff_hz: float) -> torch.
     """High-passes `[..., T]` at `cutoff_hz` (see the module docstring); a cutoff of 0
     returns it unchanged.
 
-    Before the FFT the signal is extended on both sides by its point reflection
-    about each end (x_0 - (x_k - x_0) on the left, likewise on the right), so value
-    and slope run on smoothly at both ends; the jump where the circular FFT wraps
-    lies T samples away from the part kept. A plain circular high-pass would turn
-    the step between a window's last and first sample into a click at every
-    window edge, and a mirror (even) extension would still leave a kink there.
+    The FFT sees the signal followed by its mirror image ([x, reversed x], 2T
+    samples), so there is no jump where it wraps: a circular high-pass would
+    turn the step between the last and the first sample into a click at both
+    ends (measured on a 20 Hz tone under an 80 Hz corner: 0.6-0.8 of its
+    amplitude left at the ends, against 0.2 mirrored; a point reflection, which
+    also keeps the slope, shifts the level of an oscillating signal at the ends
+    and lets up to 0.98 through there in the pass band).
     """
     if cutoff_hz <= 0:
         return signal
     length = signal.shape[-1]
-    first, last = signal[..., :1], signal[..., -1:]
-    extended = torch.cat([2 * first - signal.flip(-1), signal, 2 * last - signal.flip(-1)],
-                         dim=-1)
-    freqs = torch.fft.rfftfreq(3 * length, 1.0 / sample_rate, device=signal.device)
+    mirrored = torch.cat([signal, signal.flip(-1)], dim=-1)
+    freqs = torch.fft.rfftfreq(2 * length, 1.0 / sample_rate, device=signal.device)
     ramp = ((freqs - cutoff_hz / 2) / (cutoff_hz / 2)).clamp(0.0, 1.0)
     gain = 0.5 * (1.0 - torch.cos(math.pi * ramp))
-    spectrum = torch.fft.rfft(extended, dim=-1) * gain
-    return torch.fft.irfft(spectrum, n=3 * length, dim=-1)[..., length:2 * length]
+    spectrum = torch.fft.rfft(mirrored, dim=-1) * gain
+    return torch.fft.irfft(spectrum, n=2 * length, dim=-1)[..., :length]
