@@ -22,6 +22,7 @@ import numpy as np
 
 from .deadlines import DREAM_BASE_SECONDS, LIST_SECONDS, dream_deadline, with_default_port
 from .classes import class_targets
+from .errors import ServerError
 from . import replicas
 from .layers import parse_layer
 from .morphing import MorphOutput, morph_params
@@ -35,15 +36,6 @@ AUTO = "auto"  # a deadline that fits each call (see deadlines.py)
 # DreamParams fields a caller may set by keyword.
 PARAM_FIELDS = tuple(f.name for f in pb.DreamParams.DESCRIPTOR.fields
                      if f.name not in ("model", "layers"))
-
-
-class ServerError(Exception):
-    """A call the server refused or failed. `code` is the gRPC status name."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass
