@@ -10,17 +10,16 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-GENERATED = ROOT / "clients" / "python" / "audiodream" / "v1"
+GENERATED = ROOT / "clients" / "python" / "audiodream_proto" / "v1"
 
 
 def test_generated_stubs_are_up_to_date(tmp_path):
     pytest.importorskip("grpc_tools")
-    (tmp_path / "audiodream" / "v1").mkdir(parents=True)
     subprocess.run(["sh", str(ROOT / "scripts" / "gen_proto.sh"), str(tmp_path)], check=True,
                    env={**os.environ, "PYTHON": sys.executable}, timeout=120)
     for name in ("audiodream_pb2.py", "audiodream_pb2.pyi", "audiodream_pb2_grpc.py",
                  "__init__.py"):
-        fresh = (tmp_path / "audiodream" / "v1" / name).read_text()
+        fresh = (tmp_path / name).read_text()
         assert fresh == (GENERATED / name).read_text(), f"{name} is stale: run `make proto`"
 
 
