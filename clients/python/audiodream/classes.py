@@ -40,8 +40,9 @@ def class_targets(classes: Iterable, by_index: bool = False) -> list[pb.ClassTar
         if isinstance(item, pb.ClassTarget):
             targets.append(item)
             continue
+        pairs: list[tuple[str | int, float]]
         if isinstance(item, str):
-            pairs = parse_classes(item)
+            pairs = list(parse_classes(item))
         elif isinstance(item, int):
             pairs = [(item, 1.0)]
         elif isinstance(item, dict):

@@ -5,61 +5,47 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from contextlib import contextmanager
 
-from . import cli_checks, dream_flags
+from . import __version__, cli_checks, dream_flags
 from .cli_checks import UsageError
 from .client import DEFAULT_ADDRESS, Client, ServerError
 
 SERVER_ENV = "AUDIODREAM_SERVER"
-# Server-side tools: command -> (module with `main(argv)`, one line of help).
-TOOLS = {"data": ("audiodream_server.datasets.cli",
-                  "build a training data set (gm-instruments, speech)"),
-         "train": ("audiodream_server.training.cli",
-                   "train a model on a folder-per-class data set"),
-         "convert-yamnet": ("audiodream_server.models.yamnet_convert",
-                            "convert YAMNet's Keras weights for the server")}
+# Installed packages add commands and the in-process engine through this entry
+# point group; the server package's module lists what it must provide. Without
+# it this is the client alone: no `serve`, no training tools, no `--local`.
+EXTENSIONS = "audiodream.cli"
+SERVER_COMMANDS = ("serve", "data", "train", "convert-yamnet")
+NO_SERVER = ("{what} comes with the audiodream server, which is not installed here (this is "
+             "the client alone); install it (from a checkout: pip install .) or use a server "
+             "with --server")
+
+
+def extensions() -> list:
+    """The modules installed packages add to the command (the server's, if installed)."""
+    from importlib.metadata import entry_points
+
+    return [ep.load() for ep in entry_points(group=EXTENSIONS)]
+
+
+def _extension_commands() -> dict:
+    commands: dict = {}
+    for extension in extensions():
+        commands.update(extension.COMMANDS)
+    return commands
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="audiodream", description="Dream sound with neural networks.")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the gRPC server")
-    serve.add_argument("--host", help="address to bind [127.0.0.1]")
-    serve.add_argument("--port", type=int, help="port, 0 = any free one [50051]")
-    serve.add_argument("--device", help="auto, cpu, cuda, cuda:N [auto]")
-    serve.add_argument("--threads", type=int, help="torch threads, 0 = one per core [0]")
-    serve.add_argument("--max-message-mb", type=int, help="gRPC message limit, MiB [64]")
-    serve.add_argument("--max-seconds", type=float, help="longest audio per request [300]")
-    serve.add_argument("--max-iterations", type=int, help="most iterations per request [1000]")
-    serve.add_argument("--max-active", type=int, help="dreams computing at once [1]")
-    serve.add_argument("--max-queued", type=int, help="dreams waiting for a slot [16]")
-    serve.add_argument("--max-streams", type=int, help="live streams at once [16]")
-    serve.add_argument("--stream-capacity", type=float,
-                       help="share of the compute live streams may want together; a stream "
-                       "beyond it is refused [0.85; 0 = no check]")
-    serve.add_argument("--token", help="require this bearer token; visible in ps, so prefer "
-                       "$AUDIODREAM_TOKEN or --token-file")
-    serve.add_argument("--token-file", help="read the token from this file's first line "
-                       "[$AUDIODREAM_TOKEN_FILE]")
-    serve.add_argument("--allow-torchscript", action="store_true", default=None,
-                       help="load user TorchScript models: they are programs that run with "
-                            "the server's rights, enable only for trusted files "
-                            "[$AUDIODREAM_ALLOW_TORCHSCRIPT]")
-    serve.add_argument("--metrics-port", type=int,
-                       help="serve Prometheus metrics on this HTTP port, 0 = any free one "
-                            "[$AUDIODREAM_METRICS_PORT; off]")
-    serve.add_argument("--tls-cert", help="PEM certificate: serve TLS only")
-    serve.add_argument("--tls-key", help="PEM private key for --tls-cert")
-    serve.add_argument("--models-dir", action="append", default=[], metavar="DIR",
-                       help="extra folder of models (repeatable); the shipped models and "
-                            "~/.local/share/audiodream/models are always read")
-    serve.add_argument("--models", metavar="NAME,...",
-                       help="serve only these models [every model found; $AUDIODREAM_MODELS]")
-    serve.add_argument("--lazy-models", metavar="NAME,...",
-                       help="load these on first use, not at start-up; '' = load all at once "
-                            "[crepe-full,random-shallow; $AUDIODREAM_LAZY_MODELS]")
+    # Commands of installed extensions (the server's `serve` and training tools)
+    # read the rest of the line themselves; listed here for the overview.
+    for name, (_, text) in _extension_commands().items():
+        sub.add_parser(name, help=text, add_help=False)
 
     models = sub.add_parser("models", help="list the server's models")
     _add_connection(models)
@@ -73,11 +59,6 @@ def get_parser() -> argparse.ArgumentParser:
     layers = sub.add_parser("layers", help="list a model's dreamable layers")
     layers.add_argument("model", nargs="?", default="", help="model name [server default]")
     _add_connection(layers)
-
-    # Server-side tools with parsers of their own: `main` hands them the rest of
-    # the line (their own -h included); listed here for the overview.
-    for name, text in TOOLS.items():
-        sub.add_parser(name, help=text[1], add_help=False)
 
     dream = sub.add_parser("dream", help="dream a sound file")
     dream.add_argument("input", help="sound file to dream (WAV, FLAC, OGG)")
@@ -160,19 +141,22 @@ def _add_connection(p: argparse.ArgumentParser) -> None:
                    help="largest message, MiB; the server's limit [$AUDIODREAM_MAX_MESSAGE_MB "
                         "or 64]")
     p.add_argument("--local", action="store_true",
-                   help="no server: load the models and run the engine in this process")
+                   help="no server: load the models and run the engine in this process "
+                        "(needs the server package installed)")
     p.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda [auto]")
+
+
+def _local_extension():
+    for extension in extensions():
+        if hasattr(extension, "local_stub"):
+            return extension
+    raise UsageError(NO_SERVER.format(what="--local (the engine in this process)"))
 
 
 def _client(args):
     """The server named by --server, or with --local an engine in this process."""
     if args.local:
-        from audiodream_server import runtime
-
-        runtime.configure_environment()
-        from audiodream_server.local import LocalClient
-
-        return LocalClient(device=args.device)
+        return Client(stub=_local_extension().local_stub(args.device))
     return Client(args.server, token=args.token, tls_ca=args.tls_ca,
                   max_message_mb=args.max_message_mb)
 
@@ -181,8 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     """Runs one command; every failure ends in one line on stderr and an exit code:
     1 the server refused or failed, 2 a usage or file problem, 130 Ctrl-C."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in TOOLS:  # its own parser reads the rest, -h included
-        return run_tool(TOOLS[argv[0]][0], argv[1:])
+    if argv and argv[0] in SERVER_COMMANDS + tuple(_extension_commands()):
+        # An extension's command: its own parser reads the rest, -h included.
+        command = _extension_commands().get(argv[0])
+        if command is None:
+            return _fail(NO_SERVER.format(what=f"'audiodream {argv[0]}'"), 2)
+        return command[0](argv[1:])
     args = get_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -209,40 +197,6 @@ def _reader_left() -> int:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())  # Python's final flush must not fail again
     return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
-
-
-def cmd_serve(args) -> int:
-    from audiodream_server import runtime
-
-    runtime.configure_environment()
-    import logging
-
-    from audiodream_server.service.config import ServerConfig
-    from audiodream_server.service.server import serve
-
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = ServerConfig.from_env()
-    for name in ("host", "port", "device", "threads", "max_message_mb", "max_seconds",
-                 "max_iterations", "max_active", "max_queued", "max_streams", "stream_capacity",
-                 "token", "token_file", "allow_torchscript", "tls_cert", "tls_key", "metrics_port",
-                 "models", "lazy_models"):
-        if getattr(args, name) is not None:
-            setattr(config, name, getattr(args, name))
-    if args.models_dir:
-        config.models_dir = os.pathsep.join(filter(None, [config.models_dir, *args.models_dir]))
-    config.resolve_token()
-    for path in (config.tls_cert, config.tls_key):
-        if path and not os.access(path, os.R_OK):
-            raise UsageError(f"cannot read {path} (--tls-cert/--tls-key)")
-    cli_checks.check_port(config.host, config.port)  # before minutes of model loading
-    from audiodream_server.errors import DreamError
-
-    try:
-        serve(config)
-    except (RuntimeError, DreamError) as exc:  # no model loaded, no CUDA, unknown --models
-        raise UsageError(str(exc)) from None
-    return 0
 
 
 def cmd_models(args) -> int:
@@ -344,14 +298,11 @@ def _check_files(args) -> None:
     cli_checks.check_output(args.output)
 
 
+@contextmanager
 def _local_server(args):
     """`stream --local`: a real server on a free loopback port in this process."""
-    from audiodream_server import runtime
-
-    runtime.configure_environment()
-    from audiodream_server.local import local_server
-
-    return local_server(device=args.device)
+    with _local_extension().local_server(args.device) as address, Client(address) as client:
+        yield client
 
 
 def cmd_classify(args) -> int:
@@ -364,17 +315,7 @@ def cmd_classify(args) -> int:
     return 0
 
 
-def run_tool(module: str, argv: list[str]) -> int:
-    from audiodream_server import runtime
-
-    runtime.configure_environment()
-    from importlib import import_module
-
-    code = import_module(module).main(argv)
-    return code or 0
-
-
-COMMANDS = {"serve": cmd_serve, "models": cmd_models, "layers": cmd_layers, "dream": cmd_dream,
+COMMANDS = {"models": cmd_models, "layers": cmd_layers, "dream": cmd_dream,
             "stream": cmd_stream, "morph": cmd_morph, "classify": cmd_classify,
             "atlas": cmd_atlas}
 

@@ -1,8 +1,7 @@
 """What the command line checks before any work starts, so that it fails in one line.
 
-A dream that runs for minutes and then cannot write its result, or a server that
-loads every model and then finds its port taken, wastes the user's time and ends
-in a traceback. These checks run first and raise `UsageError` with what was
+A dream that runs for minutes and then cannot write its result wastes the user's
+time and ends in a traceback. These checks run first and raise `UsageError` with what was
 wrong and what to do.
 
 >>> output_format("out.FLAC"), output_format("take 2.mp3")
@@ -15,9 +14,7 @@ audiodream.cli_checks.UsageError: cannot write out.xyz: unknown extension '.xyz'
 
 from __future__ import annotations
 
-import errno
 import os
-import socket
 
 import soundfile as sf
 
@@ -67,27 +64,6 @@ def check_input(path: str) -> None:
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise UsageError(f"cannot read {path} as a sound file ({exc}); "
                          "use WAV, FLAC, OGG, MP3 or AIFF") from None
-
-
-def check_port(host: str, port: int) -> None:
-    """The server can listen on host:port (0 = any free port); checked before models load."""
-    if port == 0:
-        return
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})") \
-            from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise UsageError(f"port {port} on {host} is in use (another audiodream "
-                                 f"server?): stop it or choose another with --port") from None
-            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 HINTS = {

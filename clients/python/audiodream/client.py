@@ -22,6 +22,7 @@ import numpy as np
 
 from .deadlines import DREAM_BASE_SECONDS, LIST_SECONDS, dream_deadline, with_default_port
 from .classes import class_targets
+from .errors import ServerError
 from . import replicas
 from .layers import parse_layer
 from .morphing import MorphOutput, morph_params
@@ -35,15 +36,6 @@ AUTO = "auto"  # a deadline that fits each call (see deadlines.py)
 
 # DreamParams fields a caller may set by keyword (the parameter table's).
 PARAM_FIELDS = KEYWORDS
-
-
-class ServerError(Exception):
-    """A call the server refused or failed. `code` is the gRPC status name."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -140,15 +132,25 @@ class Client:
         token: sent as `authorization: Bearer <token>` when the server wants one.
         tls_ca: PEM file of the CA that signed the server's certificate; set it
             (or `tls=True` for the system's CAs) to speak TLS.
+        stub: answer the calls with this object instead of a connection; it has the
+            unary methods of `DreamServiceStub` and raises `grpc.RpcError`s (the
+            server package's `LocalStub` runs the engine in-process: `--local`).
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, max_message_mb: int = 64,
                  timeout: float | str | None = AUTO, token: str = "", tls: bool = False,
-                 tls_ca: str = ""):
+                 tls_ca: str = "", stub=None):
+        if isinstance(timeout, str) and timeout != AUTO:
+            raise ValueError(f"timeout: seconds, None or {AUTO!r}, not {timeout!r}")
         limit = max_message_mb * 1024 * 1024
+        self.timeout = timeout
+        self.max_message_bytes = limit
+        self._channel: grpc.Channel | None = None
+        if stub is not None:
+            self.address, self.replicas, self._stub = "in-process", 1, stub
+            return
         address = ",".join(with_default_port(a) for a in replicas.split(address))
         self.address = address
-        self.max_message_bytes = limit
         target, self.replicas = replicas.channel_target(address)
         options = [("grpc.max_receive_message_length", limit),
                    ("grpc.max_send_message_length", limit),
@@ -170,10 +172,10 @@ class Client:
         if token:
             self._channel = grpc.intercept_channel(self._channel, _TokenAdder(token))
         self._stub = pb_grpc.DreamServiceStub(self._channel)
-        self.timeout = timeout
 
     def close(self) -> None:
-        self._channel.close()
+        if self._channel is not None:
+            self._channel.close()
 
     def __enter__(self) -> "Client":
         return self
@@ -318,7 +320,9 @@ class Client:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _deadline(self, auto: float | None) -> float | None:
-        return auto if self.timeout == AUTO else self.timeout
+        if self.timeout == AUTO or isinstance(self.timeout, str):
+            return auto
+        return self.timeout
 
     def _call(self, method, request, deadline: float | None = LIST_SECONDS):
         """A unary call (all of them are safe to retry: see `replicas`). gRPC's policy

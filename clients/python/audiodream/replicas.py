@@ -110,15 +110,16 @@ def _resolve(target: str) -> dict[int, str]:
     if not sep or not port.isdigit():
         raise ValueError(f"{target!r} is not HOST:PORT")
     host = host.strip("[]")
+    infos: list[tuple[int, str]]
     try:
-        ip = ipaddress.ip_address(host)
-        infos = [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, str(ip))]
+        literal = ipaddress.ip_address(host)
+        infos = [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, str(literal))]
     except ValueError:
         try:
             found = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise ValueError(f"cannot resolve {host!r}: {exc.strerror}") from None
-        infos = [(family, sockaddr[0]) for family, _, _, _, sockaddr in found]
+        infos = [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in found]
     out: dict[int, str] = {}
     for family, ip in infos:
         if family not in out:

@@ -31,6 +31,8 @@ import numpy as np
 
 from audiodream_proto.v1 import audiodream_pb2 as pb
 
+from .errors import ServerError
+
 # How a call ends when its replica went away (not by our own cancel).
 MOVABLE = ("UNAVAILABLE", "CANCELLED")
 
@@ -74,8 +76,6 @@ class DreamStream:
 
     def __init__(self, stub, config: pb.StreamConfig, timeout: float | None = None, *,
                  reopen: bool = False, on_move=None, attempts: int = 1):
-        from .client import ServerError
-
         self._error = ServerError
         self._stub = stub
         self._config = pb.StreamConfig()
