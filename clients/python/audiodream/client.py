@@ -13,29 +13,26 @@ Example (needs a running server)::
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import grpc
 import numpy as np
 
 from .deadlines import DREAM_BASE_SECONDS, LIST_SECONDS, dream_deadline, with_default_port
-from .classes import class_targets
 from .errors import ServerError
 from . import replicas
-from .layers import parse_layer
 from .morphing import MorphOutput, morph_params
+from .messages import PARAM_FIELDS, audio_message, dream_params, dream_request, target_message
 from .streaming import DreamStream
-from audiodream_proto.params import KEYWORDS
 from audiodream_proto.v1 import audiodream_pb2 as pb
 from audiodream_proto.v1 import audiodream_pb2_grpc as pb_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 AUTO = "auto"  # a deadline that fits each call (see deadlines.py)
 
-# DreamParams fields a caller may set by keyword (the parameter table's).
-PARAM_FIELDS = KEYWORDS
+__all__ = ["Client", "ServerError", "PARAM_FIELDS", "audio_message", "dream_params",
+           "dream_request", "target_message"]
 
 
 @dataclass
@@ -369,56 +366,6 @@ class _CallDetails(grpc.ClientCallDetails):
         self.compression = compression
 
 
-def dream_params(model: str, layers: Iterable, params: dict) -> pb.DreamParams:
-    """DreamParams from keyword arguments; None values are left unset."""
-    unknown = set(params) - set(PARAM_FIELDS)
-    if unknown:
-        raise TypeError(f"unknown dream parameter(s) {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(PARAM_FIELDS)}")
-    params = dict(params)
-    classes = params.pop("classes", None)
-    msg = pb.DreamParams(model=model, **{k: v for k, v in params.items() if v is not None})
-    if classes:
-        msg.classes.extend(class_targets(classes))
-    for layer in layers:
-        name, channels, weight = _layer_tuple(layer)
-        sel = msg.layers.add(name=name, channels=channels)
-        if weight is not None:
-            sel.weight = weight
-    return msg
-
-
-def dream_request(audio, sample_rate: int | None, model: str, layers: Iterable,
-                  params: dict) -> pb.DreamRequest:
-    """Builds a DreamRequest from client-side arguments."""
-    return pb.DreamRequest(audio=audio_message(audio, sample_rate),
-                           params=dream_params(model, layers, params))
-
-
-def audio_message(audio, sample_rate: int | None) -> pb.Audio:
-    """numpy `[T]`/`[T, C]` + rate, a path, or file bytes -> Audio."""
-    if isinstance(audio, (str, os.PathLike)):
-        with open(audio, "rb") as f:
-            return pb.Audio(encoded=f.read())
-    if isinstance(audio, (bytes, bytearray)):
-        return pb.Audio(encoded=bytes(audio))
-    samples = np.asarray(audio, dtype="<f4")
-    if samples.ndim not in (1, 2):
-        raise ValueError(f"audio must be [T] or [T, C], got shape {samples.shape}")
-    if not sample_rate:
-        raise ValueError("numpy audio needs its sample_rate in Hz")
-    channels = 1 if samples.ndim == 1 else samples.shape[1]
-    return pb.Audio(pcm=np.ascontiguousarray(samples).tobytes(), sample_rate=sample_rate,
-                    channels=channels)
-
-
-def target_message(target) -> pb.Audio:
-    """A target given as a path, file bytes, or an (array, rate) pair -> Audio."""
-    if isinstance(target, tuple):
-        return audio_message(*target)
-    return audio_message(target, None)
-
-
 def dream_output(response: pb.DreamResponse, like) -> DreamOutput:
     audio = decode_audio(response.audio)
     if isinstance(like, np.ndarray) and np.ndim(like) == 1 and audio.shape[1] == 1:
@@ -463,14 +410,3 @@ def layers_of(r: pb.ListLayersResponse) -> Layers:
 
 def _features(f: pb.Features) -> Features:
     return Features(f.rms, f.spectral_centroid_hz, f.spectral_flatness, f.spectral_flux)
-
-
-def _layer_tuple(layer) -> tuple[str, Sequence[int], float | None]:
-    if isinstance(layer, str):
-        return parse_layer(layer)
-    if isinstance(layer, dict):
-        return layer["name"], list(layer.get("channels", ())), layer.get("weight")
-    name, *rest = layer
-    channels = list(rest[0]) if rest else []
-    weight = rest[1] if len(rest) > 1 else None
-    return name, channels, weight

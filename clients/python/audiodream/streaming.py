@@ -32,6 +32,7 @@ import numpy as np
 from audiodream_proto.v1 import audiodream_pb2 as pb
 
 from .errors import ServerError
+from .messages import dream_params, target_message
 
 # How a call ends when its replica went away (not by our own cancel).
 MOVABLE = ("UNAVAILABLE", "CANCELLED")
@@ -185,8 +186,6 @@ class DreamStream:
     def control(self, *, model: str = "", layers: Iterable = (), mode: str = "",
                 reset: bool = False, target=None, **params) -> None:
         """Changes parameters from the next block on (any DreamParams field, a target)."""
-        from .client import dream_params, target_message
-
         msg = pb.Control(params=dream_params(model, layers, params), mode=mode, reset=reset)
         if target is not None:
             msg.target.CopyFrom(target_message(target))
