@@ -22,7 +22,7 @@ class StreamHub:
         self.max_streams = max_streams
         self.max_items = max_items
         self.capacity = Capacity(capacity)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._active = 0
         self._schedulers: dict[str, StreamScheduler] = {}
         self.draining = False
@@ -36,6 +36,12 @@ class StreamHub:
     @property
     def active(self) -> int:
         return self._active
+
+    def wait_active(self, most: int, timeout: float) -> bool:
+        """Waits until at most `most` streams hold a slot (woken by each stream that
+        ends, no polling); False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._active <= most, timeout)
 
     @contextmanager
     def admit(self) -> Iterator[None]:
@@ -53,6 +59,7 @@ class StreamHub:
         finally:
             with self._lock:
                 self._active -= 1
+                self._lock.notify_all()
 
     def scheduler(self, model: LoadedModel) -> StreamScheduler:
         with self._lock:
