@@ -351,7 +351,8 @@ def main() -> None:
                       f"{per_round / base / n:.2f}x one stream's share per stream")
             scheduler = services.dream.streams.scheduler(model)
             stats = scheduler.stats()
-            sizes = ", ".join(f"{n} stream(s): {count}" for n, count in sorted(stats.pass_sizes.items()))
+            sizes = ", ".join(f"{n} stream(s): {count}"
+                              for n, count in sorted(stats.pass_sizes.items()))
             print(f"passes run: {stats.passes} ({sizes}); largest: {stats.largest_pass} "
                   "streams in one pass")
     finally:
