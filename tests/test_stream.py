@@ -257,7 +257,7 @@ def test_a_vanished_client_frees_its_stream(models):
         assert hub.active == 1
         s.close()  # cancels mid-stream
         c.close()
-        assert hub.wait_active(0, timeout=30)  # woken when the call ends
+        assert hub.wait_active(lambda n: n == 0, timeout=30)  # woken as the call ends
     finally:
         server.stop(None)
 
@@ -277,11 +277,11 @@ def test_a_cancelled_stream_frees_its_thread_and_the_worker_at_once(models):
             waiting = c.stream(48000, 1, B, iterations=1, offline=True)
             waiting.send(block)  # queued behind the hog (or batched with it)
             waiting.close()
-            assert hub.wait_active(1, timeout=30)
+            assert hub.wait_active(lambda n: n == 1, timeout=30)
             # Two stream threads: the cancelled one must be back for this one to open.
             with c.stream(48000, 1, B, iterations=1, offline=True) as late:
                 hog.close()  # the worker is stepping its block: it stops
-                assert hub.wait_active(1, timeout=30)
+                assert hub.wait_active(lambda n: n == 1, timeout=30)
                 late.send(block)
                 assert len(late.receive()[1]) == B
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import Busy, Unavailable
 from ..models.registry import LoadedModel
@@ -37,11 +37,11 @@ class StreamHub:
     def active(self) -> int:
         return self._active
 
-    def wait_active(self, most: int, timeout: float) -> bool:
-        """Waits until at most `most` streams hold a slot (woken by each stream that
-        ends, no polling); False on timeout."""
+    def wait_active(self, wanted: Callable[[int], bool], timeout: float) -> bool:
+        """Waits until `wanted(streams holding a slot)` is true (woken by every stream
+        that opens or ends, no polling); False on timeout."""
         with self._lock:
-            return self._lock.wait_for(lambda: self._active <= most, timeout)
+            return self._lock.wait_for(lambda: wanted(self._active), timeout)
 
     @contextmanager
     def admit(self) -> Iterator[None]:
@@ -54,6 +54,7 @@ class StreamHub:
                 raise Busy(f"{self._active} streams are running, the most this server takes; "
                            "try again later", "streams_full")
             self._active += 1
+            self._lock.notify_all()
         try:
             yield
         finally:
