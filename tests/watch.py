@@ -13,6 +13,7 @@ import codecs
 import os
 import re
 import threading
+import time
 from typing import IO
 
 
@@ -67,3 +68,18 @@ class Output:
         """Waits for the end of the pipe (the child exited or closed it)."""
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+
+def poll_until(predicate, timeout: float = 120.0, interval: float = 0.02) -> bool:
+    """Asks `predicate()` until it is true; False after `timeout` seconds.
+
+    Only for state that announces no change: another process's metrics page,
+    read over HTTP. Anything that can be waited on (a reply, a line of output,
+    a condition in this process) is waited on instead.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
