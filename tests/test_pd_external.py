@@ -13,12 +13,12 @@ protobuf-c-compiler libprotobuf-c-dev pkg-config.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
+from watch import Output
 
 ROOT = Path(__file__).resolve().parents[1]
 PD_DIR = ROOT / "clients" / "pd"
@@ -333,21 +335,20 @@ def own_server():
     procs: list[subprocess.Popen] = []
 
     def start() -> None:
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 180  # loading models is slow on a busy machine
-        while time.monotonic() < deadline:
-            assert procs[-1].poll() is None, "the server exited"
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"the server on port {port} did not start")
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT))
+        output = Output(procs[-1].stdout)  # read to the end, so the pipe never fills
+        # The line it prints once it listens (loading models is slow on a busy machine).
+        assert output.wait_for(r"audiodream listening on ", timeout=180), output.text()
 
     yield port, start, procs
     for proc in procs:
         proc.kill()
         proc.wait(10)
+
+
+# The line dream~ prints once a second while connected (the stats of that second).
+STATS = r"info0: iterations_run \S+"
 
 
 class LivePd:
@@ -359,36 +360,32 @@ class LivePd:
                "-path", str(PD_DIR), "-open", str(path)]
         if os.geteuid() != 0:
             cmd.insert(1, "-nrt")
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        self.output = Output(self.proc.stderr)
         self.port = control_port
 
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
+    def count(self, pattern: str) -> int:
+        """Lines printed so far that match `pattern` (a regular expression) whole."""
+        return len(re.findall(rf"^{pattern}$", self.output.text(), re.MULTILINE))
 
-    def wait_for(self, line: str, count: int = 1, limit: float = 30.0) -> None:
-        deadline = time.monotonic() + limit
-        while self.lines.count(line) < count:
-            assert self.proc.poll() is None, "\n".join(self.lines)
-            assert time.monotonic() < deadline, f"no {line!r}:\n" + "\n".join(self.lines)
-            time.sleep(0.05)
+    def wait_for(self, pattern: str, count: int = 1, limit: float = 120.0) -> None:
+        """Waits until `count` lines matching `pattern` (whole) were printed: woken by
+        every line Pd prints. `limit` is a safety net for a Pd that hangs."""
+        found = self.output.wait_for(rf"^{pattern}$", count, limit)
+        assert found, f"no {pattern!r} (x{count}):\n" + self.output.text()
 
     def send(self, message: str) -> None:
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             s.sendall(f"{message};\n".encode())
 
-    def finish(self, limit: float = 20.0) -> str:
+    def finish(self, limit: float = 60.0) -> str:
         self.send("finish")
         try:
             self.proc.wait(limit)
         finally:
             self.proc.kill()
-        self._reader.join(5)
-        return "\n".join(self.lines)
+        self.output.wait_closed()
+        return self.output.text()
 
 
 def test_reconnects_and_dreams_again_after_the_server_restarts(external, own_server, tmp_path):
@@ -419,6 +416,12 @@ def test_reconnects_and_dreams_again_after_the_server_restarts(external, own_ser
     p.connect(route, w_gap, outlet=0)
     p.connect(route, w_in, outlet=1)
     p.connect(route, w_out, outlet=1)
+    # Pd says when a recording is complete, on its own clock.
+    gap_done, record_done = p.obj("delay 1000"), p.obj(f"delay {frames * 1000 // RATE}")
+    p.connect(route, gap_done, outlet=0)
+    p.connect(route, record_done, outlet=1)
+    p.connect(gap_done, p.obj("print gap"))
+    p.connect(record_done, p.obj("print recorded"))
     order = p.obj("t b b")
     p.connect(route, order, outlet=2)
     write = p.msg(", ".join(f"write -wave -bytes 4 {tmp_path / name}.wav {name}"
@@ -430,17 +433,18 @@ def test_reconnects_and_dreams_again_after_the_server_restarts(external, own_ser
     pd = LivePd(p, tmp_path / "restart.pd", control)
     try:
         pd.wait_for("info0: state connected")
-        time.sleep(2)
+        pd.wait_for(STATS)  # a second of stream came back: it dreams
         procs[0].kill()  # mid-stream, no goodbye
         procs[0].wait(10)
-        pd.wait_for("info0: state disconnected", limit=10)
+        pd.wait_for("info0: state disconnected")
         pd.send("gap")  # one second of what plays while the server is gone
-        time.sleep(1.2)
+        pd.wait_for("gap: bang")
         start()  # the same port
-        pd.wait_for("info0: state connected", count=2, limit=30)
-        time.sleep(1.5)  # past the latency: dreamed blocks again
+        pd.wait_for("info0: state connected", count=2)
+        # Two seconds of stats since: well past the latency, dreamed blocks again.
+        pd.wait_for(STATS, count=pd.count(STATS) + 2)
         pd.send("record")
-        time.sleep(frames / RATE + 0.5)
+        pd.wait_for("recorded: bang")
         stderr = pd.finish()
     finally:
         pd.proc.kill()
