@@ -32,7 +32,7 @@ from watch import Output
 ROOT = Path(__file__).resolve().parents[1]
 PD_DIR = ROOT / "clients" / "pd"
 RATE = 44100
-START_MS = 1500  # recording starts once the stream is surely up
+START_MS = 1500  # a scene without a stream to wait for starts recording this late
 PACKAGES = ("puredata-core puredata-dev libgrpc-dev protobuf-c-compiler "
             "libprotobuf-c-dev pkg-config")
 
@@ -111,13 +111,18 @@ class Render:
 class Scene:
     """A patch: one source into several dream~ objects, recorded for `seconds`.
 
-    `events` are (ms after load, dream~ index, message) sent while it runs.
+    The recording starts when every dream~ listed in `ready` (default: all) has
+    said `state connected` on its info outlet (Pd waits on the outlet, not on a
+    guessed delay); with `ready=[]`, START_MS after load. `events` are (ms, dream~
+    index, message): at `ms` - START_MS after the recording started, or `ms` after
+    load when `ms` < START_MS.
     """
 
     dreams: list[str]
     seconds: float
     events: list[tuple[int, int, str]] = field(default_factory=list)
     end_messages: list[str] = field(default_factory=lambda: ["print"])
+    ready: list[int] | None = None
 
     def render(self, tmp: Path) -> Render:
         frames = int(self.seconds * RATE)
@@ -131,8 +136,7 @@ class Scene:
         p.connect(noise, noise_gain)
         p.connect(tone_gain, mixed)
         p.connect(noise_gain, mixed, inlet=1)
-        start = p.obj(f"delay {START_MS}")
-        p.connect(load, start)
+        start = p.obj("t b")  # the recording starts
         tables = ["in"] + [f"out{k}" for k in range(len(self.dreams))]
         for name in tables:
             p.obj(f"table {name} {frames}")
@@ -147,15 +151,17 @@ class Scene:
             p.connect(d, writers[k + 1])
             p.connect(d, p.obj(f"print info{k}"), outlet=1)
             dreams.append(d)
+        ready = range(len(self.dreams)) if self.ready is None else self.ready
+        start_when_connected(p, load, [(dreams[k], 1) for k in ready], start)
         for ms, k, text in self.events:
-            when, what = p.obj(f"delay {ms}"), p.msg(text)
-            p.connect(load, when)
+            when, what = p.obj(f"delay {ms if ms < START_MS else ms - START_MS}"), p.msg(text)
+            p.connect(load if ms < START_MS else start, when)
             p.connect(when, what)
             p.connect(what, dreams[k])
         # At the end: the dream~ messages, then write the tables, then quit.
-        end = p.obj(f"delay {START_MS + int(self.seconds * 1000) + 300}")
+        end = p.obj(f"delay {int(self.seconds * 1000) + 300}")
         order = p.obj("t b b b")
-        p.connect(load, end)
+        p.connect(start, end)
         p.connect(end, order)
         p.connect(order, p.msg("; pd quit"), outlet=0)
         write = p.msg(", ".join(f"write -wave -bytes 4 {tmp / name}.wav {name}"
@@ -170,6 +176,32 @@ class Scene:
         path = tmp / "test.pd"
         path.write_text(p.text())
         return run_pd(path, tables, len(self.dreams), self.seconds)
+
+
+def start_when_connected(p: Patch, load: int, sources: list[tuple[int, int]],
+                         start: int) -> None:
+    """Bangs `start` once every (dream~, info outlet) in `sources` has said `state
+    connected` (its first time), or START_MS after `load` when `sources` is empty."""
+    if not sources:
+        when = p.obj(f"delay {START_MS}")
+        p.connect(load, when)
+        p.connect(when, start)
+        return
+    count, plus, enough = p.obj("f"), p.obj("+ 1"), p.obj(f"select {len(sources)}")
+    p.connect(count, plus)
+    p.connect(plus, count, inlet=1)
+    p.connect(plus, enough)
+    p.connect(enough, start)
+    for dream, outlet in sources:
+        state, connected = p.obj("route state"), p.obj("route connected")
+        first, order, close = p.obj("spigot 1"), p.obj("t b b"), p.msg("0")
+        p.connect(dream, state, outlet=outlet)
+        p.connect(state, connected)
+        p.connect(connected, first)
+        p.connect(first, order)
+        p.connect(order, close, outlet=1)
+        p.connect(close, first, inlet=1)
+        p.connect(order, count)
 
 
 # A safety net for a Pd that never quits, not a measure of speed.
@@ -258,17 +290,17 @@ def test_stereo_object_streams_both_channels_in_one_stream(external, server_addr
     for name in tables:
         p.obj(f"table {name} {frames}")
     writers = [p.obj(f"tabwrite~ {name}") for name in tables]
-    start = p.obj(f"delay {START_MS}")
-    p.connect(load, start)
+    start = p.obj("t b")
+    start_when_connected(p, load, [(d, 2)], start)
     for w in writers:
         p.connect(start, w)
     p.connect(lmix, writers[0])
     p.connect(rmix, writers[1])
     p.connect(d, writers[2], outlet=0)
     p.connect(d, writers[3], outlet=1)
-    end = p.obj(f"delay {START_MS + seconds * 1000 + 300}")
+    end = p.obj(f"delay {seconds * 1000 + 300}")
     order = p.obj("t b b")
-    p.connect(load, end)
+    p.connect(start, end)
     p.connect(end, order)
     p.connect(order, p.msg("; pd quit"), outlet=0)
     write = p.msg(", ".join(f"write -wave -bytes 4 {tmp_path / name}.wav {name}"
@@ -311,10 +343,9 @@ def test_without_a_server_pd_keeps_time_outputs_dry_or_silence_and_says_so(
     nobody = f"127.0.0.1:{free_port()}"
     seconds = 3
     r = Scene([f"-server {nobody} -dry 1", f"-server {nobody}"], seconds=seconds,
-              ).render(tmp_path)
-    # Real time: the patch's own timeline passed in wall time (Pd did not hang, and
-    # did not run ahead); how much longer start-up took depends on the machine's load.
-    assert START_MS / 1000 + seconds <= r.seconds
+              ready=[]).render(tmp_path)
+    # Pd did not hang: the patch reached its own end and wrote every recording whole.
+    assert len(r.x) == len(r.outs[0]) == len(r.outs[1]) == seconds * RATE
     np.testing.assert_array_equal(r.outs[0], r.x)  # dry: the input, undelayed
     assert not r.outs[1].any()  # silence
     for k in (0, 1):
@@ -518,7 +549,8 @@ def test_window_reopens_the_stream_with_a_shorter_context(external, server_addre
     reported and the object keeps trying; the timing contract holds either way."""
     args = f"-server {server_address} -model model2 -iterations 0 -mix 1"
     scene = Scene([args, args], seconds=3,
-                  events=[(300, 0, "window 22050"), (300, 1, "window 100")])
+                  events=[(300, 0, "window 22050"), (300, 1, "window 100")],
+                  ready=[])  # #0 reopens and #1 never connects: no one moment to wait on
     r = scene.render(tmp_path)
     assert r.states(0)[-1] == "connected"
     latency = int(r.last(0, "latency"))

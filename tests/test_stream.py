@@ -369,6 +369,36 @@ def test_a_slow_step_does_not_keep_later_blocks_at_zero_iterations(default_model
         scheduler.close()
 
 
+def test_a_block_whose_stream_is_gone_is_never_stepped(default_model):
+    """The `gone` signal raised before or while a job waits: `run` raises Cancelled
+    at once and the worker runs no pass for it (queued: cancelled; taken: skipped)."""
+    import torch
+
+    from audiodream_server.engine import DreamParams
+    from audiodream_server.errors import Cancelled
+    from audiodream_server.signals import Signal
+    from audiodream_server.stream.scheduler import StreamScheduler
+    from audiodream_server.stream.session import Job
+
+    scheduler = StreamScheduler(default_model)
+    try:
+        params = DreamParams(iterations=3).resolve(default_model.spec)
+        x = torch.zeros(1, 44100)
+        job = Job(x=x, x0=x, params=params, iterations=3, shifts=None,
+                  deadline=float("inf"))
+        gone = Signal()
+        gone.set()
+        with pytest.raises(Cancelled):
+            scheduler.run(job, gone)
+        x = torch.zeros(1, 44100)
+        wanted = Job(x=x, x0=x, params=params, iterations=1, shifts=None,
+                     deadline=float("inf"))
+        assert scheduler.run(wanted).iterations_run == 1  # the worker is past the first
+        assert job.iterations_run == 0 and scheduler.stats().passes == 1
+    finally:
+        scheduler.close()
+
+
 def test_a_shorter_context_window_keeps_the_timing_contract(address):
     """Half a second of context instead of the model's second: same latency, dreams."""
     x = tone(3.0, 48000)[:, 0]
