@@ -271,7 +271,7 @@ def test_a_cancelled_stream_frees_its_thread_and_the_worker_at_once(models):
     block = blocks_of(tone(1.0, 48000)[:, 0])[0]
     try:
         hub = server_hub(server)
-        with Client(address) as c:
+        with Client(address, timeout=600) as c:  # fails, not hangs, if the hog runs on
             hog = c.stream(48000, 1, B, iterations=1_000_000, offline=True)
             hog.send(block)
             waiting = c.stream(48000, 1, B, iterations=1, offline=True)
