@@ -27,13 +27,13 @@ import torch
 from audiodream_proto.v1 import audiodream_pb2 as pb
 
 from ..engine.params import DreamParams, Limits
-from ..errors import (Cancelled, DeadlineExceeded, DreamError, FailedPrecondition, InvalidArgument,
-                      OutOfRange)
+from ..errors import (Cancelled, DeadlineExceeded, DreamError, FailedPrecondition,
+                      InvalidArgument, OutOfRange)
 from ..models.registry import ResidentModels
-from ..stream import STREAM_DEFAULTS, StreamHub, StreamSession, StreamSettings
-from ..stream.session import window_samples
 from ..signals import Signal
+from ..stream import STREAM_DEFAULTS, StreamHub, StreamSession, StreamSettings
 from ..stream.capacity import Claim, Plan
+from ..stream.session import window_samples
 from ..stream.settings import MODES
 from . import budget, convert
 from .status import Malformed
