@@ -350,7 +350,11 @@ def main() -> None:
                       f"cost {per_round / base:.2f}x one stream, "
                       f"{per_round / base / n:.2f}x one stream's share per stream")
             scheduler = services.dream.streams.scheduler(model)
-            print(f"largest batch seen: {scheduler.largest_batch} streams in one pass")
+            stats = scheduler.stats()
+            sizes = ", ".join(f"{n} stream(s): {count}"
+                              for n, count in sorted(stats.pass_sizes.items()))
+            print(f"passes run: {stats.passes} ({sizes}); largest: {stats.largest_pass} "
+                  "streams in one pass")
     finally:
         server.stop(None)
 

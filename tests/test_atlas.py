@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from audiodream import Client, ServerError
 from audiodream.atlas import build_atlas, pink_noise, plan_cells
 from audiodream.atlas_page import layer_summary
 from audiodream.client import LayerInfo, Layers
+from watch import Output
 
 LAYERS = Layers("m", 44100, "b", [LayerInfo("a", "Conv1d", 8, 100.0, 1),
                                   LayerInfo("b", "Conv1d", 3, 10.0, 1)])
@@ -172,16 +172,17 @@ def test_an_interrupted_atlas_shows_what_it_has_and_resumes(shipped_address, spe
 def test_ctrl_c_stops_the_command_with_a_page_and_a_hint(shipped_address, speech, tmp_path):
     # All 9 layers (90 cells): Ctrl-C arrives long before the end.
     command = [sys.executable, "-m", "audiodream.cli", "atlas", speech, "--out", str(tmp_path),
-               "--server", shipped_address, "--iterations", "2", "--seconds", "1", "--quiet"]
+               "--server", shipped_address, "--iterations", "2", "--seconds", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    cells = tmp_path / "cells"
-    deadline = time.monotonic() + 120
-    while not (cells.is_dir() and any(cells.glob("*.json"))) and proc.poll() is None:
-        assert time.monotonic() < deadline, "no cell rendered"
-        time.sleep(0.05)  # waiting for the first cell's record to appear
+    progress = Output(proc.stderr)
+    # The progress bar counts the first cell done (its record is written by then).
+    assert progress.wait_for(r"\b[1-9]\d*/90\b", timeout=120), progress.text()
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    out = proc.stdout.read()
+    proc.wait(timeout=120)
+    progress.wait_closed()
+    err = progress.text()
     assert proc.returncode == 130, (out, err)
     assert "interrupted" in out and "run the same command again" in out
     assert "not finished" in (tmp_path / "index.html").read_text()

@@ -114,25 +114,21 @@ def test_serving_beyond_loopback_without_a_token_warns():
 def test_serve_reads_the_token_file_and_keeps_it_out_of_argv(tmp_path):
     """A real `audiodream serve` process: the token works and never appears in its argv."""
     import os
-    import re
     import sys
-    import time
+
+    from watch import Output
 
     token_file = tmp_path / "token"
     token_file.write_text("file-token-123\n")
-    log = tmp_path / "log"
     proc = subprocess.Popen([sys.executable, "-m", "audiodream.cli", "serve", "--port", "0",
                              "--token-file", str(token_file)],
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "AUDIODREAM_THREADS": "1"})
+    output = Output(proc.stdout)
     try:
-        deadline = time.monotonic() + 180
-        port = None
-        while time.monotonic() < deadline and port is None and proc.poll() is None:
-            found = re.search(r"listening on \S+:(\d+)", log.read_text())
-            port = found and found.group(1)
-            time.sleep(0.1)
-        assert port, log.read_text()
+        found = output.wait_for(r"listening on \S+:(\d+)")
+        assert found, output.text()
+        port = found.group(1)
         assert "file-token-123" not in open(f"/proc/{proc.pid}/cmdline").read()
         with Client(f"127.0.0.1:{port}", token="file-token-123") as c:
             assert c.models()

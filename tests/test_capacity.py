@@ -8,10 +8,12 @@ instead of making every stream late (`stream/capacity.py`).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from audiodream import Client
 from audiodream.client import ServerError
@@ -63,7 +65,9 @@ def test_the_server_refuses_a_live_stream_it_cannot_serve_and_keeps_the_others(m
     """A stream asking 1000 iterations per block wants many times the machine (on any
     CPU: a step costs more than 0.05 ms); a second live stream is refused with
     RESOURCE_EXHAUSTED and the reason, an offline one is still served, the first
-    stream goes on, and once it ends a live stream gets in again."""
+    stream goes on, and once it ends a live stream gets in again. The refused stream
+    is refused before its session is built: no trial forward pass runs for it (an
+    admitted one with the same short context runs one)."""
     server, address = start_server(models, stream_capacity=0.85)
     block = (0.3 * np.sin(np.arange(B) * 2 * np.pi * 220 / 48000)).astype(np.float32)
     try:
@@ -71,8 +75,9 @@ def test_the_server_refuses_a_live_stream_it_cannot_serve_and_keeps_the_others(m
             with c.stream(48000, 1, B, iterations=1000) as hog:
                 hog.send(block)
                 hog.receive()  # its first block measured the cost of a step
-                with pytest.raises(ServerError) as refused:
+                with pytest.raises(ServerError) as refused, _forward_calls() as calls:
                     c.stream(48000, 1, B, iterations=1)
+                assert calls == []  # refused before any model work
                 assert refused.value.code == "RESOURCE_EXHAUSTED"
                 assert "real time" in refused.value.message
                 assert "iterations" in refused.value.message  # says what to lower
@@ -83,8 +88,21 @@ def test_the_server_refuses_a_live_stream_it_cannot_serve_and_keeps_the_others(m
                 assert len(hog.receive()[1]) == B
             capacity = server.services.dream.streams.capacity
             assert capacity.wait_live(0, timeout=30)  # the server saw the call end
-            with c.stream(48000, 1, B, iterations=1) as again:
+            with _forward_calls() as calls, c.stream(48000, 1, B, iterations=1) as again:
+                assert calls  # the control: opening this context costs a trial pass
                 again.send(block)
                 assert len(again.receive()[1]) == B
     finally:
         server.stop(None)
+
+
+@contextmanager
+def _forward_calls():
+    """Lists the torch modules run (any thread) while the block runs."""
+    calls: list[str] = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, output: calls.append(type(module).__name__))
+    try:
+        yield calls
+    finally:
+        hook.remove()

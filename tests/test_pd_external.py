@@ -13,12 +13,12 @@ protobuf-c-compiler libprotobuf-c-dev pkg-config.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +27,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from watch import Output
+
 ROOT = Path(__file__).resolve().parents[1]
 PD_DIR = ROOT / "clients" / "pd"
 RATE = 44100
-START_MS = 1500  # recording starts once the stream is surely up
+START_MS = 1500  # a scene without a stream to wait for starts recording this late
 PACKAGES = ("puredata-core puredata-dev libgrpc-dev protobuf-c-compiler "
             "libprotobuf-c-dev pkg-config")
 
@@ -109,13 +111,18 @@ class Render:
 class Scene:
     """A patch: one source into several dream~ objects, recorded for `seconds`.
 
-    `events` are (ms after load, dream~ index, message) sent while it runs.
+    The recording starts when every dream~ listed in `ready` (default: all) has
+    said `state connected` on its info outlet (Pd waits on the outlet, not on a
+    guessed delay); with `ready=[]`, START_MS after load. `events` are (ms, dream~
+    index, message): at `ms` - START_MS after the recording started, or `ms` after
+    load when `ms` < START_MS.
     """
 
     dreams: list[str]
     seconds: float
     events: list[tuple[int, int, str]] = field(default_factory=list)
     end_messages: list[str] = field(default_factory=lambda: ["print"])
+    ready: list[int] | None = None
 
     def render(self, tmp: Path) -> Render:
         frames = int(self.seconds * RATE)
@@ -129,8 +136,7 @@ class Scene:
         p.connect(noise, noise_gain)
         p.connect(tone_gain, mixed)
         p.connect(noise_gain, mixed, inlet=1)
-        start = p.obj(f"delay {START_MS}")
-        p.connect(load, start)
+        start = p.obj("t b")  # the recording starts
         tables = ["in"] + [f"out{k}" for k in range(len(self.dreams))]
         for name in tables:
             p.obj(f"table {name} {frames}")
@@ -145,15 +151,17 @@ class Scene:
             p.connect(d, writers[k + 1])
             p.connect(d, p.obj(f"print info{k}"), outlet=1)
             dreams.append(d)
+        ready = range(len(self.dreams)) if self.ready is None else self.ready
+        start_when_connected(p, load, [(dreams[k], 1) for k in ready], start)
         for ms, k, text in self.events:
-            when, what = p.obj(f"delay {ms}"), p.msg(text)
-            p.connect(load, when)
+            when, what = p.obj(f"delay {ms if ms < START_MS else ms - START_MS}"), p.msg(text)
+            p.connect(load if ms < START_MS else start, when)
             p.connect(when, what)
             p.connect(what, dreams[k])
         # At the end: the dream~ messages, then write the tables, then quit.
-        end = p.obj(f"delay {START_MS + int(self.seconds * 1000) + 300}")
+        end = p.obj(f"delay {int(self.seconds * 1000) + 300}")
         order = p.obj("t b b b")
-        p.connect(load, end)
+        p.connect(start, end)
         p.connect(end, order)
         p.connect(order, p.msg("; pd quit"), outlet=0)
         write = p.msg(", ".join(f"write -wave -bytes 4 {tmp / name}.wav {name}"
@@ -168,6 +176,32 @@ class Scene:
         path = tmp / "test.pd"
         path.write_text(p.text())
         return run_pd(path, tables, len(self.dreams), self.seconds)
+
+
+def start_when_connected(p: Patch, load: int, sources: list[tuple[int, int]],
+                         start: int) -> None:
+    """Bangs `start` once every (dream~, info outlet) in `sources` has said `state
+    connected` (its first time), or START_MS after `load` when `sources` is empty."""
+    if not sources:
+        when = p.obj(f"delay {START_MS}")
+        p.connect(load, when)
+        p.connect(when, start)
+        return
+    count, plus, enough = p.obj("f"), p.obj("+ 1"), p.obj(f"select {len(sources)}")
+    p.connect(count, plus)
+    p.connect(plus, count, inlet=1)
+    p.connect(plus, enough)
+    p.connect(enough, start)
+    for dream, outlet in sources:
+        state, connected = p.obj("route state"), p.obj("route connected")
+        first, order, close = p.obj("spigot 1"), p.obj("t b b"), p.msg("0")
+        p.connect(dream, state, outlet=outlet)
+        p.connect(state, connected)
+        p.connect(connected, first)
+        p.connect(first, order)
+        p.connect(order, close, outlet=1)
+        p.connect(close, first, inlet=1)
+        p.connect(order, count)
 
 
 # A safety net for a Pd that never quits, not a measure of speed.
@@ -256,17 +290,17 @@ def test_stereo_object_streams_both_channels_in_one_stream(external, server_addr
     for name in tables:
         p.obj(f"table {name} {frames}")
     writers = [p.obj(f"tabwrite~ {name}") for name in tables]
-    start = p.obj(f"delay {START_MS}")
-    p.connect(load, start)
+    start = p.obj("t b")
+    start_when_connected(p, load, [(d, 2)], start)
     for w in writers:
         p.connect(start, w)
     p.connect(lmix, writers[0])
     p.connect(rmix, writers[1])
     p.connect(d, writers[2], outlet=0)
     p.connect(d, writers[3], outlet=1)
-    end = p.obj(f"delay {START_MS + seconds * 1000 + 300}")
+    end = p.obj(f"delay {seconds * 1000 + 300}")
     order = p.obj("t b b")
-    p.connect(load, end)
+    p.connect(start, end)
     p.connect(end, order)
     p.connect(order, p.msg("; pd quit"), outlet=0)
     write = p.msg(", ".join(f"write -wave -bytes 4 {tmp_path / name}.wav {name}"
@@ -309,10 +343,9 @@ def test_without_a_server_pd_keeps_time_outputs_dry_or_silence_and_says_so(
     nobody = f"127.0.0.1:{free_port()}"
     seconds = 3
     r = Scene([f"-server {nobody} -dry 1", f"-server {nobody}"], seconds=seconds,
-              ).render(tmp_path)
-    # Real time: the patch's own timeline passed in wall time (Pd did not hang, and
-    # did not run ahead); how much longer start-up took depends on the machine's load.
-    assert START_MS / 1000 + seconds <= r.seconds
+              ready=[]).render(tmp_path)
+    # Pd did not hang: the patch reached its own end and wrote every recording whole.
+    assert len(r.x) == len(r.outs[0]) == len(r.outs[1]) == seconds * RATE
     np.testing.assert_array_equal(r.outs[0], r.x)  # dry: the input, undelayed
     assert not r.outs[1].any()  # silence
     for k in (0, 1):
@@ -333,21 +366,20 @@ def own_server():
     procs: list[subprocess.Popen] = []
 
     def start() -> None:
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 180  # loading models is slow on a busy machine
-        while time.monotonic() < deadline:
-            assert procs[-1].poll() is None, "the server exited"
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError(f"the server on port {port} did not start")
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT))
+        output = Output(procs[-1].stdout)  # read to the end, so the pipe never fills
+        # The line it prints once it listens (loading models is slow on a busy machine).
+        assert output.wait_for(r"audiodream listening on ", timeout=180), output.text()
 
     yield port, start, procs
     for proc in procs:
         proc.kill()
         proc.wait(10)
+
+
+# The line dream~ prints once a second while connected (the stats of that second).
+STATS = r"info0: iterations_run \S+"
 
 
 class LivePd:
@@ -359,36 +391,32 @@ class LivePd:
                "-path", str(PD_DIR), "-open", str(path)]
         if os.geteuid() != 0:
             cmd.insert(1, "-nrt")
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        self.output = Output(self.proc.stderr)
         self.port = control_port
 
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
+    def count(self, pattern: str) -> int:
+        """Lines printed so far that match `pattern` (a regular expression) whole."""
+        return len(re.findall(rf"^{pattern}$", self.output.text(), re.MULTILINE))
 
-    def wait_for(self, line: str, count: int = 1, limit: float = 30.0) -> None:
-        deadline = time.monotonic() + limit
-        while self.lines.count(line) < count:
-            assert self.proc.poll() is None, "\n".join(self.lines)
-            assert time.monotonic() < deadline, f"no {line!r}:\n" + "\n".join(self.lines)
-            time.sleep(0.05)
+    def wait_for(self, pattern: str, count: int = 1, limit: float = 120.0) -> None:
+        """Waits until `count` lines matching `pattern` (whole) were printed: woken by
+        every line Pd prints. `limit` is a safety net for a Pd that hangs."""
+        found = self.output.wait_for(rf"^{pattern}$", count, limit)
+        assert found, f"no {pattern!r} (x{count}):\n" + self.output.text()
 
     def send(self, message: str) -> None:
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             s.sendall(f"{message};\n".encode())
 
-    def finish(self, limit: float = 20.0) -> str:
+    def finish(self, limit: float = 60.0) -> str:
         self.send("finish")
         try:
             self.proc.wait(limit)
         finally:
             self.proc.kill()
-        self._reader.join(5)
-        return "\n".join(self.lines)
+        self.output.wait_closed()
+        return self.output.text()
 
 
 def test_reconnects_and_dreams_again_after_the_server_restarts(external, own_server, tmp_path):
@@ -419,6 +447,12 @@ def test_reconnects_and_dreams_again_after_the_server_restarts(external, own_ser
     p.connect(route, w_gap, outlet=0)
     p.connect(route, w_in, outlet=1)
     p.connect(route, w_out, outlet=1)
+    # Pd says when a recording is complete, on its own clock.
+    gap_done, record_done = p.obj("delay 1000"), p.obj(f"delay {frames * 1000 // RATE}")
+    p.connect(route, gap_done, outlet=0)
+    p.connect(route, record_done, outlet=1)
+    p.connect(gap_done, p.obj("print gap"))
+    p.connect(record_done, p.obj("print recorded"))
     order = p.obj("t b b")
     p.connect(route, order, outlet=2)
     write = p.msg(", ".join(f"write -wave -bytes 4 {tmp_path / name}.wav {name}"
@@ -430,17 +464,18 @@ def test_reconnects_and_dreams_again_after_the_server_restarts(external, own_ser
     pd = LivePd(p, tmp_path / "restart.pd", control)
     try:
         pd.wait_for("info0: state connected")
-        time.sleep(2)
+        pd.wait_for(STATS)  # a second of stream came back: it dreams
         procs[0].kill()  # mid-stream, no goodbye
         procs[0].wait(10)
-        pd.wait_for("info0: state disconnected", limit=10)
+        pd.wait_for("info0: state disconnected")
         pd.send("gap")  # one second of what plays while the server is gone
-        time.sleep(1.2)
+        pd.wait_for("gap: bang")
         start()  # the same port
-        pd.wait_for("info0: state connected", count=2, limit=30)
-        time.sleep(1.5)  # past the latency: dreamed blocks again
+        pd.wait_for("info0: state connected", count=2)
+        # Two seconds of stats since: well past the latency, dreamed blocks again.
+        pd.wait_for(STATS, count=pd.count(STATS) + 2)
         pd.send("record")
-        time.sleep(frames / RATE + 0.5)
+        pd.wait_for("recorded: bang")
         stderr = pd.finish()
     finally:
         pd.proc.kill()
@@ -514,7 +549,8 @@ def test_window_reopens_the_stream_with_a_shorter_context(external, server_addre
     reported and the object keeps trying; the timing contract holds either way."""
     args = f"-server {server_address} -model model2 -iterations 0 -mix 1"
     scene = Scene([args, args], seconds=3,
-                  events=[(300, 0, "window 22050"), (300, 1, "window 100")])
+                  events=[(300, 0, "window 22050"), (300, 1, "window 100")],
+                  ready=[])  # #0 reopens and #1 never connects: no one moment to wait on
     r = scene.render(tmp_path)
     assert r.states(0)[-1] == "connected"
     latency = int(r.last(0, "latency"))

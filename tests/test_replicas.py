@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import soundfile as sf
 
 from audiodream import Client, ServerError
 from sounds import tone
+from watch import poll_until
 
 CLI = [sys.executable, "-m", "audiodream.cli"]
 RATE = 44100
@@ -172,12 +172,9 @@ def test_a_killed_replica_loses_no_call_that_is_safe_to_retry(replicas, kind):
 
         with ThreadPoolExecutor(3) as pool:
             running = [pool.submit(one, i) for i in range(12)]
-            # Bounded wait for a balanced call to queue on the victim, then kill it.
-            for _ in range(3000):
-                if victim.value("audiodream_queue_depth") >= 1:
-                    break
-                time.sleep(0.01)
-            assert victim.value("audiodream_queue_depth") >= 1
+            # A balanced call queued on the victim, then kill it. Another process's
+            # metrics announce nothing: asked until true.
+            assert poll_until(lambda: victim.value("audiodream_queue_depth") >= 1)
             assert victim.value("audiodream_rpc_in_flight", method=kind) >= 1
             victim.stop(signal.SIGKILL)
             outs = [future.result() for future in running]

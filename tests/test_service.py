@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 
 import grpc
 import numpy as np
@@ -291,16 +290,30 @@ def test_malformed_protobuf_bytes_are_invalid_argument(server_address, method):
     assert "malformed" in info.value.details()
 
 
-def test_a_client_leaving_is_logged_at_info_not_error(server_address, caplog):
+def test_a_cancelled_dream_stops_and_frees_its_slot_and_is_logged_at_info(models, caplog):
+    """One compute slot. A dream of a million iterations (hours) is cancelled as soon
+    as it reports its first step; the next dream can only get the slot if the
+    cancellation reached the running dream and stopped it."""
     import logging
 
+    server, address = start_server(models, max_active=1, max_iterations=1_000_000)
     x = np.zeros((44100, 1), np.float32)
-    with caplog.at_level(logging.INFO), grpc.insecure_channel(server_address) as channel:
-        future = pb_grpc.DreamServiceStub(channel).Dream.future(pb.DreamRequest(
-            audio=pcm_audio(x, 44100), params=pb.DreamParams(iterations=300)))
-        time.sleep(0.5)
-        future.cancel()
-        time.sleep(0.5)
+    try:
+        with caplog.at_level(logging.INFO), grpc.insecure_channel(address) as channel:
+            stub = pb_grpc.DreamServiceStub(channel)
+            endless = stub.DreamProgress(pb.DreamRequest(
+                audio=pcm_audio(x, 44100), params=pb.DreamParams(iterations=1_000_000)),
+                timeout=600)
+            for event in endless:  # waits for the dream to be computing
+                if event.progress.stage == "dreaming":
+                    break
+            endless.cancel()
+            reply = stub.Dream(pb.DreamRequest(audio=pcm_audio(x, 44100),
+                                               params=pb.DreamParams(iterations=1)),
+                               timeout=600)
+            assert len(reply.audio.pcm) == 4 * 44100
+    finally:
+        server.stop(None)
     assert any("caller left" in r.message and r.levelno == logging.INFO for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 

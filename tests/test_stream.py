@@ -245,15 +245,6 @@ def test_first_message_must_be_a_config(address):
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def _wait_for(predicate, seconds=10.0):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_a_vanished_client_frees_its_stream(models):
     server, address = start_server(models)
     try:
@@ -266,7 +257,33 @@ def test_a_vanished_client_frees_its_stream(models):
         assert hub.active == 1
         s.close()  # cancels mid-stream
         c.close()
-        assert _wait_for(lambda: hub.active == 0)
+        assert hub.wait_active(lambda n: n == 0, timeout=30)  # woken as the call ends
+    finally:
+        server.stop(None)
+
+
+def test_a_cancelled_stream_frees_its_thread_and_the_worker_at_once(models):
+    """A block waiting in the scheduler and a block being dreamed both give up when
+    their stream is cancelled: the stream's thread is free for the next stream and
+    the worker stops stepping the cancelled block. The hog asks a million
+    iterations (hours): only the cancellation signal lets the last stream through."""
+    server, address = start_server(models, max_streams=2, max_iterations=1_000_000)
+    block = blocks_of(tone(1.0, 48000)[:, 0])[0]
+    try:
+        hub = server_hub(server)
+        with Client(address, timeout=600) as c:  # fails, not hangs, if the hog runs on
+            hog = c.stream(48000, 1, B, iterations=1_000_000, offline=True)
+            hog.send(block)
+            waiting = c.stream(48000, 1, B, iterations=1, offline=True)
+            waiting.send(block)  # queued behind the hog (or batched with it)
+            waiting.close()
+            assert hub.wait_active(lambda n: n == 1, timeout=30)
+            # Two stream threads: the cancelled one must be back for this one to open.
+            with c.stream(48000, 1, B, iterations=1, offline=True) as late:
+                hog.close()  # the worker is stepping its block: it stops
+                assert hub.wait_active(lambda n: n == 1, timeout=30)
+                late.send(block)
+                assert len(late.receive()[1]) == B
     finally:
         server.stop(None)
 
@@ -318,7 +335,7 @@ def test_concurrent_streams_are_batched_and_exact(streaming_server):
     for t in threads:
         t.join(120)
     hub = server_hub(server)
-    assert hub.scheduler(hub_model(server)).largest_batch > 1  # they did share passes
+    assert hub.scheduler(hub_model(server)).stats().largest_pass > 1  # they shared passes
     for k in range(4):
         # Batched BLAS may round differently from batch-of-one: float32 tolerance.
         np.testing.assert_allclose(together[k], alone[k], atol=1e-5)
@@ -336,9 +353,8 @@ def test_a_slow_step_does_not_keep_later_blocks_at_zero_iterations(default_model
     from audiodream_server.stream.scheduler import StreamScheduler
     from audiodream_server.stream.session import Job
 
-    scheduler = StreamScheduler(default_model)
-    try:
-        scheduler._iteration_seconds = 10.0 / 44100  # as if a 1 s step had taken 10 s
+    scheduler = StreamScheduler(default_model, sample_seconds=10.0 / 44100)  # as if a
+    try:                                                   # 1 s step had taken 10 s
         params = DreamParams(iterations=2).resolve(default_model.spec)
         runs = []
         for _ in range(40):
@@ -349,6 +365,36 @@ def test_a_slow_step_does_not_keep_later_blocks_at_zero_iterations(default_model
             if runs[-1]:
                 break
         assert runs[0] == 0 and runs[-1] > 0
+    finally:
+        scheduler.close()
+
+
+def test_a_block_whose_stream_is_gone_is_never_stepped(default_model):
+    """The `gone` signal raised before or while a job waits: `run` raises Cancelled
+    at once and the worker runs no pass for it (queued: cancelled; taken: skipped)."""
+    import torch
+
+    from audiodream_server.engine import DreamParams
+    from audiodream_server.errors import Cancelled
+    from audiodream_server.signals import Signal
+    from audiodream_server.stream.scheduler import StreamScheduler
+    from audiodream_server.stream.session import Job
+
+    scheduler = StreamScheduler(default_model)
+    try:
+        params = DreamParams(iterations=3).resolve(default_model.spec)
+        x = torch.zeros(1, 44100)
+        job = Job(x=x, x0=x, params=params, iterations=3, shifts=None,
+                  deadline=float("inf"))
+        gone = Signal()
+        gone.set()
+        with pytest.raises(Cancelled):
+            scheduler.run(job, gone)
+        x = torch.zeros(1, 44100)
+        wanted = Job(x=x, x0=x, params=params, iterations=1, shifts=None,
+                     deadline=float("inf"))
+        assert scheduler.run(wanted).iterations_run == 1  # the worker is past the first
+        assert job.iterations_run == 0 and scheduler.stats().passes == 1
     finally:
         scheduler.close()
 
@@ -421,9 +467,14 @@ def test_one_batch_may_hold_jobs_of_different_context_lengths(default_model):
         params = DreamParams(iterations=2).resolve(default_model.spec)
         jobs = [Job(x=torch.zeros(1, n), x0=torch.zeros(1, n), params=params, iterations=2,
                     shifts=None, deadline=float("inf")) for n in (44100, 22050, 44100)]
-        scheduler._ascend([(job, None, 0.04) for job in jobs])
+        scheduler.run_together(jobs)
         assert [job.iterations_run for job in jobs] == [2, 2, 2]
         assert [job.x.shape[-1] for job in jobs] == [44100, 22050, 44100]
+        # One batch, but per iteration one pass of the two long jobs and one of the
+        # short one: what was really stacked is counted, not what was due together.
+        stats = scheduler.stats()
+        assert stats.batches == 1 and stats.passes == 4
+        assert stats.pass_sizes == {2: 2, 1: 2} and stats.largest_pass == 2
     finally:
         scheduler.close()
 

@@ -7,17 +7,16 @@ test from its short CI size to the long run done by hand.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from audiodream_proto.v1 import audiodream_pb2_grpc as pb_grpc
+from watch import Output
 
 LONG = os.environ.get("AUDIODREAM_RELIABILITY", "") == "long"
 CLI = [sys.executable, "-m", "audiodream.cli"]
@@ -35,21 +34,17 @@ class ServerProcess:
         environment = {**os.environ, "AUDIODREAM_THREADS": "1", **(env or {})}
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen([*CLI, "serve", "--port", "0", *args],
-                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      env=environment)
-        self.address = ""
-        deadline = time.monotonic() + startup_seconds
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            found = re.search(r"listening on (\S+:\d+)", self.log())
-            if found:
-                self.address = found.group(1)
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("server did not start:\n" + self.log())
+        self.output = Output(self.proc.stdout, copy_to=self._log)
+        found = self.output.wait_for(r"listening on (\S+:\d+)", timeout=startup_seconds)
+        if found is None:
+            self.stop()
+            raise RuntimeError("server did not start:\n" + self.log())
+        self.address = found.group(1)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.output.text()
 
     def rss_mb(self) -> float:
         """Resident memory of the server process, MiB."""
@@ -70,6 +65,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.output.wait_closed()
         self._log.close()
         return self.proc.returncode
 

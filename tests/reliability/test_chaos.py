@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from audiodream_proto.v1 import audiodream_pb2 as pb
+from pacing import Pacer
 from served import ServerProcess, health_status, stub
 
 X = (0.2 * np.random.default_rng(0).standard_normal(44100)).astype("<f4")
@@ -28,24 +29,28 @@ def dream_request(iterations: int) -> pb.DreamRequest:
                            params=pb.DreamParams(model="model2", iterations=iterations))
 
 
-def stream_requests(blocks: int, pause: float = 0.0):
+def stream_requests(blocks: int, period: float = 0.0):
+    """A stream of `blocks` blocks, one every `period` seconds (0: as fast as it goes)."""
     yield pb.StreamRequest(config=pb.StreamConfig(sample_rate=44100, channels=1,
                                                   block_size=2048,
                                                   params=pb.DreamParams(model="model2")))
+    pacer = Pacer(period)
     for seq in range(blocks):
+        pacer.wait_turn()
         yield pb.StreamRequest(audio=pb.AudioChunk(seq=seq, pcm=X[:2048].tobytes()))
-        time.sleep(pause)
 
 
+# A client that leaves without a goodbye once the server has its call under way
+# (the dream's first event: queued or dreaming; the stream's first reply).
 VANISHING = textwrap.dedent("""
-    import os, sys, threading, time
+    import os, sys
     import grpc
     from audiodream_proto.v1 import audiodream_pb2 as pb, audiodream_pb2_grpc as pb_grpc
     address, what = sys.argv[1], sys.argv[2]
     stub = pb_grpc.DreamServiceStub(grpc.insecure_channel(address))
     x = bytes(4 * 44100)
     if what == "dream":
-        stub.Dream.future(pb.DreamRequest(
+        call = stub.DreamProgress(pb.DreamRequest(
             audio=pb.Audio(pcm=x, sample_rate=44100, channels=1),
             params=pb.DreamParams(model="model2", iterations=200)))
     else:
@@ -54,8 +59,8 @@ VANISHING = textwrap.dedent("""
                                                           block_size=2048))
             for seq in range(1000):
                 yield pb.StreamRequest(audio=pb.AudioChunk(seq=seq, pcm=x[:8192]))
-        threading.Thread(target=lambda: list(stub.StreamDream(requests())), daemon=True).start()
-    time.sleep(1.0)
+        call = stub.StreamDream(requests())
+    next(call)
     os._exit(0)  # gone without a goodbye
 """)
 
@@ -88,14 +93,17 @@ def test_clients_vanishing_mid_dream_and_mid_stream(server):
 def test_cancellations(server):
     with server.channel() as channel:
         dream = stub(channel)
-        futures = [dream.Dream.future(dream_request(200)) for _ in range(3)]
-        call = dream.StreamDream(stream_requests(50, pause=0.02))
-        next(call)
-        time.sleep(0.5)
-        for future in futures:
-            future.cancel()
-        call.cancel()
-        assert all(f.cancelled() for f in futures)
+        # Each call is cancelled once the server has it: its first event or reply.
+        calls = [dream.DreamProgress(dream_request(200)) for _ in range(3)]
+        calls.append(dream.StreamDream(stream_requests(50, period=0.02)))
+        for call in calls:
+            next(call)
+        for call in calls:
+            call.cancel()
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as info:
+                list(call)
+            assert info.value.code() == grpc.StatusCode.CANCELLED
     still_healthy(server)
 
 
@@ -106,7 +114,7 @@ def test_deadlines(server):
             dream.Dream(dream_request(200), timeout=0.5)
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         with pytest.raises(grpc.RpcError) as info:
-            list(dream.StreamDream(stream_requests(1000, pause=0.01), timeout=0.7))
+            list(dream.StreamDream(stream_requests(1000, period=0.01), timeout=0.7))
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     still_healthy(server)
 
@@ -121,14 +129,20 @@ def test_sigterm_under_load(tmp_path):
     proc = ServerProcess(tmp_path / "server.log",
                          env={"AUDIODREAM_GRACE_SECONDS": "3", "AUDIODREAM_MAX_ACTIVE": "1"})
     codes: list = []
+    under_way = threading.Semaphore(0)  # released once per call the server has
 
     def load(kind):
         try:
             with proc.channel() as channel:
                 if kind == "dream":
-                    stub(channel).Dream(dream_request(400), timeout=120)
+                    call = stub(channel).DreamProgress(dream_request(400), timeout=120)
                 else:
-                    list(stub(channel).StreamDream(stream_requests(2000, 0.01), timeout=120))
+                    call = stub(channel).StreamDream(stream_requests(2000, 0.01), timeout=120)
+                try:
+                    next(call)
+                finally:
+                    under_way.release()
+                list(call)
             codes.append("OK")
         except grpc.RpcError as exc:
             codes.append(exc.code().name)
@@ -137,7 +151,8 @@ def test_sigterm_under_load(tmp_path):
                for kind in ("dream", "dream", "dream", "stream", "stream")]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    for _ in threads:
+        assert under_way.acquire(timeout=120)  # every call is under way
     start = time.perf_counter()
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.stop(timeout=60) == 0

@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 
 from audiodream_proto.v1 import audiodream_pb2 as pb
+from pacing import Pacer
 from served import LONG, ServerProcess, health_status, stub
 
 SECONDS = 60 * float(os.environ.get("AUDIODREAM_SOAK_MINUTES", "10")) if LONG else 20.0
@@ -85,12 +86,13 @@ def streamer(server, tally: Tally, until: float, seed: int) -> None:
             sample_rate=RATE, channels=1, block_size=BLOCK,
             params=pb.DreamParams(model="model2", iterations=2)))
         seq = 0
+        pacer = Pacer(BLOCK / RATE)  # a real-time client: one block per block period
         while time.monotonic() < until:
+            pacer.wait_turn()
             block = (0.2 * rng.standard_normal(BLOCK)).astype("<f4")
             sent.append(seq)
             yield pb.StreamRequest(audio=pb.AudioChunk(seq=seq, pcm=block.tobytes()))
             seq += 1
-            time.sleep(BLOCK / RATE)  # a real-time client
 
     with server.channel() as channel:
         got = []

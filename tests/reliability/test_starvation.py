@@ -50,7 +50,8 @@ def test_a_stream_counts_from_the_moment_it_opens_and_must_send_its_config(model
         with grpc.insecure_channel(address) as channel:
             dream = stub(channel)
             idle = [dream.StreamDream(waiting_forever(release)) for _ in range(2)]
-            time.sleep(0.3)
+            hub = server.services.dream.streams
+            assert hub.wait_active(lambda n: n == 2, timeout=30)  # both hold their slot
             start = time.perf_counter()
             with pytest.raises(grpc.RpcError) as info:
                 list(dream.StreamDream(waiting_forever(release), timeout=10))
@@ -80,7 +81,9 @@ def test_honest_use_at_the_default_limits_leaves_health_answering(models):
             dream = stub(channel)
             streams = [dream.StreamDream(waiting_forever(release)) for _ in range(16)]
             dreams = [dream.Dream.future(request, timeout=120) for _ in range(17)]
-            time.sleep(0.5)
+            hub, gate = server.services.dream.streams, server.services.dream.gate
+            assert hub.wait_active(lambda n: n == 16, timeout=60)
+            assert gate.wait_until(lambda g: g.running + g.waiting == 17, timeout=60)
             start = time.perf_counter()
             assert health_status(channel, timeout=5) == "SERVING"
             dream.ListModels(pb.ListModelsRequest(), timeout=5)
@@ -109,14 +112,16 @@ def test_queued_dreams_run_in_arrival_order(models):
     try:
         with grpc.insecure_channel(address) as channel:
             dream = stub(channel)
+            gate = server.services.dream.gate
             first = dream.Dream.future(request(1000), timeout=300)  # holds the slot
-            time.sleep(0.3)
+            assert gate.wait_until(lambda g: g.running == 1, timeout=60)
             futures = []
             for i in range(8):
                 future = dream.Dream.future(request(2), timeout=300)
                 future.add_done_callback(lambda f, i=i: done(i))
                 futures.append(future)
-                time.sleep(0.05)
+                # Queued before the next one is sent: the arrival order is known.
+                assert gate.wait_until(lambda g, n=i + 1: g.waiting == n, timeout=60)
             first.cancel()  # frees the slot once its step ends; the queue drains
             queued = [f.result().timing.queue_seconds for f in futures]
         assert order == list(range(8)), order

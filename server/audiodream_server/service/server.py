@@ -255,8 +255,8 @@ def serve(config: ServerConfig) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    while not stopping.wait(0.5):
-        pass
+    # No timeout: a blocked wait is interrupted to run the handler, which raises the event.
+    stopping.wait()
     server.drain(config.grace_seconds)
     server.stop(config.grace_seconds)
     print("audiodream stopped", flush=True)

@@ -5,15 +5,18 @@ answered in-band with a StreamWarning and the stream goes on. Every chunk gets
 exactly one chunk back, with the same `seq` and size.
 
 A stream takes its slot in the hub as soon as it opens and must send its config
-within `config_seconds`, so idle calls cannot pile up unaccounted. The call
-itself is a coroutine; its blocking work (opening, each block) runs on the
-streams' thread pool, one thread per admitted stream at most.
+within `config_seconds`, so idle calls cannot pile up unaccounted. A live stream
+is admitted against the real-time capacity from its settings alone, before its
+session is built (a short context costs a trial forward pass), so a refused
+stream costs nothing. The call itself is a coroutine; its blocking work
+(opening, each block) runs on the streams' thread pool, one thread per admitted
+stream at most. When the call ends (the client left or cancelled), its `gone`
+signal frees a block waiting in the scheduler at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
@@ -24,11 +27,13 @@ import torch
 from audiodream_proto.v1 import audiodream_pb2 as pb
 
 from ..engine.params import DreamParams, Limits
-from ..errors import (DeadlineExceeded, DreamError, FailedPrecondition, InvalidArgument,
-                      OutOfRange)
+from ..errors import (Cancelled, DeadlineExceeded, DreamError, FailedPrecondition,
+                      InvalidArgument, OutOfRange)
 from ..models.registry import ResidentModels
+from ..signals import Signal
 from ..stream import STREAM_DEFAULTS, StreamHub, StreamSession, StreamSettings
-from ..stream.capacity import Claim
+from ..stream.capacity import Claim, Plan
+from ..stream.session import window_samples
 from ..stream.settings import MODES
 from . import budget, convert
 from .status import Malformed
@@ -59,11 +64,10 @@ class StreamCall:
         self.metrics = metrics
         self.replica = replica
         self._told_to_move = False
-        self._gone = threading.Event()
-        self.still_wanted = lambda: not self._gone.is_set()
+        self.gone = Signal()  # raised when the call ends
         self.blocks = 0
         self.late = 0
-        self._live_session: StreamSession | None = None
+        self._live_session: StreamSession | Plan | None = None
         self._period = _Period()
 
     async def responses(self, requests):
@@ -84,9 +88,9 @@ class StreamCall:
             claim = Claim(lambda: (self._live_session,
                                   self.hub.scheduler(self._live_session.model)))
             try:
-                session = await loop.run_in_executor(self.executor, self._open, first.config)
+                session = await loop.run_in_executor(self.executor, self._open, first.config,
+                                                     claim)
                 self._live_session = session
-                self.hub.capacity.admit(claim)
                 yield self._ready(session)
                 async for request in requests:
                     if isinstance(request, Malformed):
@@ -109,33 +113,49 @@ class StreamCall:
                     for reply in replies:
                         yield reply
             finally:
+                # Raised first: an opening still running on its thread sees it and
+                # gives back a claim it takes after this release.
+                self.gone.set()  # a block waiting in the scheduler gives up at once
                 self.hub.capacity.release(claim)
-                self._gone.set()  # a block still queued in the scheduler gives up
 
     # -- opening and changing -----------------------------------------------------------
 
-    def _open(self, config: pb.StreamConfig) -> StreamSession:
+    def _open(self, config: pb.StreamConfig, claim: Claim) -> StreamSession:
         session = self._session(convert.params_from_proto(config.params, STREAM_DEFAULTS),
-                                convert.stream_settings_from_proto(config))
+                                convert.stream_settings_from_proto(config), claim)
         if config.HasField("target"):
             session.set_target(*convert.audio_from_proto(config.target, self.limits, "target"))
         _check_target(session, session.params)
         return session
 
-    def _session(self, params: DreamParams, settings: StreamSettings) -> StreamSession:
+    def _session(self, params: DreamParams, settings: StreamSettings,
+                 claim: Claim | None = None) -> StreamSession:
+        """Builds the session; with `claim`, first admits it against the capacity."""
         model = self.models.get(params.model)
         params = params.validate(self.limits).resolve(model.spec)
-        session = StreamSession(settings.resolve(model.spec, self.limits), params, model)
+        resolved = settings.resolve(model.spec, self.limits)
+        if claim is not None:
+            self._admit(claim, Plan(resolved, params, model))
         try:
-            _check_short_window(session)
+            _check_short_window(resolved, model)
         except OutOfRange:
-            if not session.settings.context_chosen:
+            if not resolved.context_chosen:
                 raise
             # The default context is too short for this model: its own window.
-            session = StreamSession(settings.resolve(model.spec, self.limits, own_window=True),
-                                    params, model)
+            resolved = settings.resolve(model.spec, self.limits, own_window=True)
+            if claim is not None:  # a longer context asks more: admitted again
+                self.hub.capacity.release(claim)
+                self._admit(claim, Plan(resolved, params, model))
+        session = StreamSession(resolved, params, model)
         budget.check_stft(params, session.window_samples, session.settings.channels)
         return session
+
+    def _admit(self, claim: Claim, plan: Plan) -> None:
+        self._live_session = plan
+        self.hub.capacity.admit(claim)
+        if self.gone.is_set():  # the call ended while it opened
+            self.hub.capacity.release(claim)
+            raise Cancelled("the stream ended while it opened")
 
     def _ready(self, session: StreamSession) -> pb.StreamResponse:
         ready = convert.stream_ready(session.settings, session.params, session.model,
@@ -200,7 +220,7 @@ class StreamCall:
         job = session.begin(block, arrival)
         if job is not None:
             scheduler = self.hub.scheduler(session.model)
-            job = scheduler.run(job, self.still_wanted, settings.block_seconds)
+            job = scheduler.run(job, self.gone, settings.block_seconds)
         out = session.finish(job)
         done = time.perf_counter()
         self.blocks += 1
@@ -240,18 +260,19 @@ class StreamCall:
             capacity_used=self.hub.capacity.used()))
 
 
-def _check_short_window(session: StreamSession) -> None:
-    """A fixed-window model given a shorter context must still compute its layers."""
-    spec = session.model.spec
-    if not spec.fixed_input_samples or session.window_samples == spec.fixed_input_samples:
+def _check_short_window(settings: StreamSettings, model) -> None:
+    """A fixed-window model given a shorter context must still compute its layers
+    (a trial forward pass)."""
+    spec = model.spec
+    samples = window_samples(settings, spec)
+    if not spec.fixed_input_samples or samples == spec.fixed_input_samples:
         return
     try:
         with torch.no_grad():
-            session.model.module.features(
-                torch.zeros(1, session.window_samples, device=session.model.device),
-                spec.layer_names)
+            model.module.features(torch.zeros(1, samples, device=model.device),
+                                  spec.layer_names)
     except Exception as exc:  # noqa: BLE001 - any failure means "too short for it"
-        raise OutOfRange(f"model {spec.name} cannot dream a {session.settings.window}-frame "
+        raise OutOfRange(f"model {spec.name} cannot dream a {settings.window}-frame "
                          f"context ({exc}); use window 0 (its own window)") from None
 
 

@@ -22,16 +22,34 @@ measured counts as free until its first block.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Callable
 
+from ..engine.params import DreamParams
 from ..errors import ResourceExhausted
+from ..models.registry import LoadedModel
 from .scheduler import StreamScheduler
-from .session import StreamSession
+from .session import StreamSession, window_samples
+from .settings import StreamSettings
 
 DEFAULT_LIMIT = 0.85
 
 
-def demand(session: StreamSession, scheduler: StreamScheduler) -> float:
+@dataclass(frozen=True)
+class Plan:
+    """A stream about to open: what `demand` reads, known before its session is
+    built (so a stream is admitted or refused before any costly set-up)."""
+
+    settings: StreamSettings
+    params: DreamParams
+    model: LoadedModel
+
+    @property
+    def window_samples(self) -> int:
+        return window_samples(self.settings, self.model.spec)
+
+
+def demand(session: StreamSession | Plan, scheduler: StreamScheduler) -> float:
     """Share of one second of compute this stream wants per second (0 = unknown/offline)."""
     s = session.settings
     if s.offline:
@@ -41,10 +59,11 @@ def demand(session: StreamSession, scheduler: StreamScheduler) -> float:
 
 
 class Claim:
-    """One admitted live stream; `current` gives its session and scheduler now (a
-    Control may replace the session, e.g. on a model change)."""
+    """One admitted live stream; `current` gives its session (or, while it opens, its
+    `Plan`) and scheduler now (a Control may replace the session, e.g. on a model
+    change)."""
 
-    def __init__(self, current: Callable[[], tuple[StreamSession, StreamScheduler]]):
+    def __init__(self, current: Callable[[], tuple[StreamSession | Plan, StreamScheduler]]):
         self.current = current
 
     def demand(self) -> float:

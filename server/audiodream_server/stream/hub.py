@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import Busy, Unavailable
 from ..models.registry import LoadedModel
@@ -22,7 +22,7 @@ class StreamHub:
         self.max_streams = max_streams
         self.max_items = max_items
         self.capacity = Capacity(capacity)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._active = 0
         self._schedulers: dict[str, StreamScheduler] = {}
         self.draining = False
@@ -37,6 +37,12 @@ class StreamHub:
     def active(self) -> int:
         return self._active
 
+    def wait_active(self, wanted: Callable[[int], bool], timeout: float) -> bool:
+        """Waits until `wanted(streams holding a slot)` is true (woken by every stream
+        that opens or ends, no polling); False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: wanted(self._active), timeout)
+
     @contextmanager
     def admit(self) -> Iterator[None]:
         """Holds a stream slot for the duration of a stream."""
@@ -48,11 +54,13 @@ class StreamHub:
                 raise Busy(f"{self._active} streams are running, the most this server takes; "
                            "try again later", "streams_full")
             self._active += 1
+            self._lock.notify_all()
         try:
             yield
         finally:
             with self._lock:
                 self._active -= 1
+                self._lock.notify_all()
 
     def scheduler(self, model: LoadedModel) -> StreamScheduler:
         with self._lock:

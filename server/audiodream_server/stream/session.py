@@ -91,6 +91,15 @@ class Job:
     loss: list[float] = field(default_factory=list)
 
 
+def window_samples(settings: StreamSettings, spec) -> int:
+    """Model samples per dreamed window for resolved `settings` on a model `spec`:
+    the model's own window, unless the context is shorter."""
+    natural = round(spec.fixed_input_samples * settings.sample_rate / spec.sample_rate)
+    if spec.fixed_input_samples and settings.window == natural:
+        return spec.fixed_input_samples
+    return math.ceil(settings.window * spec.sample_rate / settings.sample_rate)
+
+
 def _fade(length: int) -> np.ndarray:
     """Raised-cosine ramp 0 -> 1 over `length` frames (amplitude-complementary)."""
     t = (np.arange(length) + 0.5) / length
@@ -129,11 +138,7 @@ class StreamSession:
     @property
     def window_samples(self) -> int:
         """Model samples per dreamed window (the model's own, unless a shorter context)."""
-        spec = self.model.spec
-        natural = round(spec.fixed_input_samples * self.settings.sample_rate / spec.sample_rate)
-        if spec.fixed_input_samples and self.settings.window == natural:
-            return spec.fixed_input_samples
-        return math.ceil(self.settings.window * spec.sample_rate / self.settings.sample_rate)
+        return window_samples(self.settings, self.model.spec)
 
     def reset(self) -> None:
         """Forgets everything heard and dreamed; the stream goes on from silence."""
