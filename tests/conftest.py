@@ -63,13 +63,18 @@ def make_tone():
     return tone
 
 
-@pytest.fixture(scope="module")
-def shipped_address():
-    """A real server holding the shipped, trained instruments-m2 (plots and the atlas)."""
+def serve_shipped(*names: str):
+    """A real server holding these shipped, trained models; yields its address."""
     from audiodream_server.models.catalog import build_registry
 
     models = build_registry(pretrained=False, untrained_models=False).load(
-        torch.device("cpu"), ["instruments-m2"])
+        torch.device("cpu"), list(names))
     server, address = start_server(models, max_active=1)
     yield address
     server.stop(None)
+
+
+@pytest.fixture(scope="module")
+def shipped_address():
+    """A real server holding the shipped, trained instruments-m2 (plots and the atlas)."""
+    yield from serve_shipped("instruments-m2")

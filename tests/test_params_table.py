@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from google.protobuf.descriptor import FieldDescriptor as FD
 
-import torch
-from conftest import start_server
+from conftest import serve_shipped
 from sounds import tone
 
 from audiodream import Client, ServerError, cli, dream_flags
@@ -24,7 +23,6 @@ from audiodream_proto.v1 import audiodream_pb2 as pb
 from audiodream_server.engine import gradients, initial, loudness, morph, objectives, updates
 from audiodream_server.engine.params import DreamParams, Limits, allowed
 from audiodream_server.errors import InvalidArgument, OutOfRange
-from audiodream_server.models.catalog import build_registry
 from audiodream_server.service import convert
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -230,11 +228,7 @@ def _low_share(change: np.ndarray, rate: int, below_hz: float) -> float:
 @pytest.fixture(scope="module")
 def mel_address():
     """A real server holding the shipped mel-domain model, instruments-mel."""
-    models = build_registry(pretrained=False, untrained_models=False).load(
-        torch.device("cpu"), ["instruments-mel"])
-    server, address = start_server(models, max_active=1)
-    yield address
-    server.stop(None)
+    yield from serve_shipped("instruments-mel")
 
 
 @pytest.mark.parametrize("domain", ["waveform", "mel"])
