@@ -118,6 +118,72 @@ def test_long_sounds_are_morphed_in_chunks_with_the_same_result(ae_models, monke
     assert np.abs(whole - chunked).max() < 1e-5
 
 
+@pytest.mark.parametrize("phase, checks", [("blend", 5 * 2), ("griffinlim", 3)])
+def test_a_morph_stops_when_asked(ae_models, monkeypatch, phase, checks):
+    """A long morph asks `should_stop` before each chunk and Griffin-Lim iteration
+    and ends with Cancelled once it says so (a caller that left)."""
+    from audiodream_server.engine import morph as engine
+    from audiodream_server.errors import Cancelled
+
+    a = note(3.0, RATE, 196.0, 0.2, channels=2)
+    monkeypatch.setattr(engine, "CHUNK_FRAMES", 64)  # 3 s: 5 chunks per channel
+    asked = []
+    params = engine.MorphParams(phase=phase, gl_iters=500)
+    # Blend: stop at the second channel's last chunk; Griffin-Lim: at its 3rd iteration
+    # (after the first channel's 5 chunks).
+    stop_at = checks if phase == "blend" else 5 + checks
+
+    def should_stop() -> bool:
+        asked.append(True)
+        return len(asked) >= stop_at
+
+    with pytest.raises(Cancelled):
+        engine.morph(a.T, RATE, a.T, RATE, ae_models.get(AE), params, should_stop=should_stop)
+    assert len(asked) == stop_at
+
+
+def test_a_cancelled_morph_stops_its_work_and_frees_the_slot(ae_models, monkeypatch):
+    """The service hands the morph its caller's departure: the (stand-in) engine
+    below runs until told to stop; cancelling the call must tell it, and the only
+    compute slot must then serve the next morph."""
+    import threading
+
+    import grpc
+    from audiodream_proto.v1 import audiodream_pb2 as pb
+    from audiodream_proto.v1 import audiodream_pb2_grpc as pb_grpc
+    from audiodream_server.errors import Cancelled
+    from audiodream_server.service import morphing
+
+    real_morph, started, stopped = morphing.morph, threading.Event(), threading.Event()
+
+    def endless_morph(*args, should_stop, **kwargs):
+        if kwargs.get("params", args[5]).amount != 0.25:
+            return real_morph(*args, should_stop=should_stop, **kwargs)
+        started.set()
+        while not should_stop():
+            should_stop.__self__.wait()  # the stop flag is an Event: woken when set
+        stopped.set()
+        raise Cancelled("stopped")
+
+    monkeypatch.setattr(morphing, "morph", endless_morph)
+    server, address = start_server(ae_models, max_active=1)
+    x = note(0.5, RATE, 220.0, 0.5)
+    audio = pb.Audio(pcm=x.tobytes(), sample_rate=RATE, channels=1)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            stub = pb_grpc.DreamServiceStub(channel)
+            call = stub.Morph.future(pb.MorphRequest(
+                a=audio, b=audio, params=pb.MorphParams(amount=0.25)), timeout=600)
+            assert started.wait(120)
+            call.cancel()
+            assert stopped.wait(120), "the cancelled morph was never told to stop"
+            reply = stub.Morph(pb.MorphRequest(a=audio, b=audio,
+                                               params=pb.MorphParams(amount=0.5)), timeout=600)
+            assert len(reply.audio.pcm) == x.nbytes
+    finally:
+        server.stop(None)
+
+
 def _centroid(x: np.ndarray) -> float:
     return features(x[None].astype(np.float32), RATE).spectral_centroid_hz
 

@@ -51,9 +51,12 @@ def griffin_lim(magnitude: torch.Tensor, frontend, length: int, iterations: int,
 
 
 def refine_phase(spectrum: torch.Tensor, magnitude: torch.Tensor, frontend, length: int,
-                 iterations: int) -> torch.Tensor:
-    """Griffin-Lim iterations from `spectrum`'s phase, keeping `magnitude`."""
+                 iterations: int, check: Callable[[], None] | None = None) -> torch.Tensor:
+    """Griffin-Lim iterations from `spectrum`'s phase, keeping `magnitude`. `check`
+    runs before each one (it raises to stop: a caller that left)."""
     for _ in range(iterations):
+        if check is not None:
+            check()
         signal = torch.istft(spectrum, frontend.n_fft, frontend.hop, window=frontend.window,
                              center=True, length=length)
         rebuilt = frontend.spectrum(signal)

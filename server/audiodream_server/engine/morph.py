@@ -39,11 +39,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 
-from ..errors import FailedPrecondition, InvalidArgument, OutOfRange
+from ..errors import Cancelled, FailedPrecondition, InvalidArgument, OutOfRange
 from ..models.registry import LoadedModel
 from . import audio as audio_io
 from .features import Features, features
@@ -228,7 +229,7 @@ def morph_spectra(module, sa: torch.Tensor, sb: torch.Tensor, alpha: torch.Tenso
 
 
 def morph_spectra_chunked(module, sa: torch.Tensor, sb: torch.Tensor, alpha: torch.Tensor,
-                          params: MorphParams) -> torch.Tensor:
+                          params: MorphParams, check=lambda: None) -> torch.Tensor:
     """`morph_spectra` over CHUNK_FRAMES STFT frames at a time, with MARGIN_FRAMES of
     context on each side (more than the autoencoder's receptive field, about 25
     frames), so a long sound's activations stay small and the result is the same
@@ -239,6 +240,7 @@ def morph_spectra_chunked(module, sa: torch.Tensor, sb: torch.Tensor, alpha: tor
         return morph_spectra(module, sa, sb, alpha, params)
     parts = []
     for first in range(0, frames, CHUNK_FRAMES):
+        check()
         lo, hi = max(0, first - MARGIN_FRAMES), min(frames, first + CHUNK_FRAMES + MARGIN_FRAMES)
         part = morph_spectra(module, sa[..., lo:hi], sb[..., lo:hi],
                              alpha[:, lo // pool:lo // pool + -(-(hi - lo) // pool)], params)
@@ -270,13 +272,22 @@ def resynthesis_magnitude(frontend, decoded: torch.Tensor, log_a: torch.Tensor,
 
 
 def morph(a: np.ndarray, rate_a: int, b: np.ndarray, rate_b: int, model: LoadedModel,
-          params: MorphParams, limits: Limits = DEFAULT_LIMITS) -> MorphResult:
+          params: MorphParams, limits: Limits = DEFAULT_LIMITS,
+          should_stop: Callable[[], bool] | None = None) -> MorphResult:
     """Morphs A `[C, T]` toward B `[Cb, Tb]`; see the module docstring.
+
+    `should_stop` is asked before each chunk and Griffin-Lim iteration (a long
+    sound's morph takes minutes): True raises `Cancelled`.
 
     Raises:
         InvalidArgument / OutOfRange: bad audio or parameters.
         FailedPrecondition: `model` is not an autoencoder.
+        Cancelled: `should_stop` said so.
     """
+    def check() -> None:
+        if should_stop is not None and should_stop():
+            raise Cancelled("the morph was cancelled by the caller")
+
     start = time.perf_counter()
     params = params.validate()
     check_morph_model(model)
@@ -303,11 +314,13 @@ def morph(a: np.ndarray, rate_a: int, b: np.ndarray, rate_b: int, model: LoadedM
     with torch.no_grad():
         for c in range(channels):  # one channel at a time: a long sound's spectra are large
             spectra = frontend.spectrum(torch.from_numpy(np.stack([xa[c], xb[c]])).to(device))
-            spectrum = morph_spectra_chunked(module, spectra[:1], spectra[1:], alpha, params)
+            spectrum = morph_spectra_chunked(module, spectra[:1], spectra[1:], alpha, params,
+                                             check)
             if params.phase == "griffinlim":
                 # Griffin-Lim from the blended phase (deterministic).
                 spectrum = refine_phase(spectrum, spectrum.abs(), frontend,
-                                        (spectrum.shape[-1] - 1) * frontend.hop, params.gl_iters)
+                                        (spectrum.shape[-1] - 1) * frontend.hop, params.gl_iters,
+                                        check)
             y = torch.istft(spectrum, frontend.n_fft, frontend.hop, window=frontend.window,
                             center=True, length=xa.shape[1])
             out[c] = y[0, :xa.shape[1] - short].cpu().numpy()

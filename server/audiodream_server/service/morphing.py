@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from audiodream_proto.v1 import audiodream_pb2 as pb
@@ -87,11 +88,14 @@ async def serve(servicer, request: pb.MorphRequest) -> pb.MorphResponse:
         model = morph_model(servicer.models, params.model)
         return a, rate_a, b, rate_b, params, model
 
+    stop = threading.Event()  # set when the caller leaves: the morph ends, freeing its slot
+
     def work(prepared) -> pb.MorphResponse:
         a, rate_a, b, rate_b, params, model = prepared
-        return result_to_proto(morph(a, rate_a, b, rate_b, model, params, limits), model)
+        return result_to_proto(morph(a, rate_a, b, rate_b, model, params, limits,
+                                     should_stop=stop.is_set), model)
 
-    response, queued, prepared = await servicer.computed("morph", prepare, work)
+    response, queued, prepared = await servicer.computed("morph", prepare, work, stop)
     response.timing.queue_seconds = queued
     response.timing.prepare_seconds = prepared - start
     response.timing.total_seconds = time.perf_counter() - start

@@ -36,6 +36,7 @@ from .metrics import Metrics
 from .servicer import DreamServicer, Pools
 from .status import lenient
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 log = logging.getLogger(__name__)
 SERVICE = pb.DESCRIPTOR.services_by_name["DreamService"]
 SERVICE_NAME = SERVICE.full_name
@@ -247,16 +248,34 @@ def serve(config: ServerConfig) -> None:
     print(f"audiodream listening on {config.host}:{port} (device {device}, {threads} threads, "
           f"models: {names}; default {models.default})", flush=True)
 
-    stopping = threading.Event()
-
-    def on_signal(signum, frame):
-        log.info("signal %s: stopping (grace %.0f s)", signum, config.grace_seconds)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    # No timeout: a blocked wait is interrupted to run the handler, which raises the event.
-    stopping.wait()
+    signum = wait_for_stop_signal()
+    log.info("signal %s: stopping (grace %.0f s)", signum, config.grace_seconds)
     server.drain(config.grace_seconds)
     server.stop(config.grace_seconds)
     print("audiodream stopped", flush=True)
+
+
+def wait_for_stop_signal() -> int:
+    """Blocks, without polling, until SIGTERM or SIGINT; returns its number.
+
+    The kernel may deliver a signal to any thread (gRPC's own among them), and
+    then a main thread blocked on a lock is never woken to run a Python handler.
+    Python's C-level handler also writes the signal's number to the wakeup
+    descriptor, from whichever thread took it, so the main thread blocks on
+    reading that instead. The handlers stay no-ops afterwards: a second signal
+    does not cut the graceful stop short.
+    """
+    receiver, sender = socket.socketpair()
+    sender.setblocking(False)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda *_: None)
+    previous = signal.set_wakeup_fd(sender.fileno(), warn_on_full_buffer=False)
+    try:
+        while True:
+            number = receiver.recv(1)[0]
+            if number in STOP_SIGNALS:
+                return number
+    finally:
+        signal.set_wakeup_fd(previous)
+        receiver.close()
+        sender.close()
