@@ -36,7 +36,8 @@ from audiodream_server.service.config import ServerConfig
 from audiodream_server.service.server import create_server
 from audiodream_server.stream import scheduler as scheduler_module
 from audiodream_server.stream.capacity import DEFAULT_LIMIT
-from stream_bench import Timers, busy_core, load, machine, signal
+from machine import load, machine
+from stream_bench import Timers, busy_core, signal
 
 RATE, BLOCK = 48000, 2048
 

@@ -33,17 +33,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 
 import numpy as np  # noqa: E402
 
+from machine import cpu_model
 from audiodream import Client  # noqa: E402
 from test_replicas import _gap, by_port, everyone, start_replicas  # noqa: E402
 
 RATE, BLOCK, BLOCKS, AT = 44100, 2048, 120, 40
-
-
-def cpu() -> str:
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def stop_all(replicas) -> None:
@@ -124,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    print(f"CPU: {cpu()}, {os.cpu_count()} cores; load average at start "
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average at start "
           f"{os.getloadavg()[0]:.1f}")
     for name, how in (("drain (SIGTERM)", signal.SIGTERM), ("kill (SIGKILL)", signal.SIGKILL)):
         runs = [stream_run(how) for _ in range(args.runs)]

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import tempfile
 from pathlib import Path
@@ -45,6 +44,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from machine import cpu_model
 from audiodream_server import listening, runtime
 from audiodream_server.datasets.midi import MidiTrack
 from audiodream_server.datasets.tools import DEFAULT_SOUNDFONT, require_file, require_program
@@ -189,16 +189,6 @@ def run_live(model_name: str, target: np.ndarray, blocks: int) -> None:
         server.stop(None)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="instruments-ae")
@@ -213,7 +203,7 @@ def main() -> None:
     models = build_registry(pretrained=False, untrained_models=False).load(
         torch.device("cpu"), [args.model])
     model = models.get(args.model)
-    print(f"# morph bench: {_cpu_model()}, load {os.getloadavg()[0]:.1f}, torch "
+    print(f"# morph bench: {cpu_model()}, load {os.getloadavg()[0]:.1f}, torch "
           f"{torch.__version__}, model {args.model}")
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)

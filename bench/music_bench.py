@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -28,22 +27,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from machine import cpu_model
 from audiodream_server import runtime
 from audiodream_server.engine import DreamParams, dream
 from audiodream_server.engine.params import ClassTarget
 from audiodream_server.listening import compare
 from audiodream_server.models.catalog import build_registry
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def test_sound(seconds: float) -> tuple[np.ndarray, int, str]:

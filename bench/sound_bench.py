@@ -45,6 +45,7 @@ import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
+from machine import cpu_model
 from audiodream_server import listening, runtime
 from audiodream_server.datasets.midi import MidiTrack
 from audiodream_server.datasets.tools import DEFAULT_SOUNDFONT, require_file, require_program
@@ -206,7 +207,7 @@ def main() -> None:
         runtime.pick_device("auto"), list(MUSIC_CLASSES))) if "music" in only else []
     inputs = make_inputs()
     print(f"# sound bench: {platform.processor() or platform.machine()}, "
-          f"{_cpu_model()}, torch {torch.__version__}, inputs {SECONDS:g} s at {RATE} Hz")
+          f"{cpu_model()}, torch {torch.__version__}, inputs {SECONDS:g} s at {RATE} Hz")
     in_ltas = {k: listening.third_octave_ltas(v, RATE) for k, v in inputs.items()}
     in_sim = _mean_similarity(list(in_ltas.values()))
     print(f"# inputs' long-term spectra alike: r = {in_sim:.2f}")
@@ -307,16 +308,6 @@ def _verdict(c: listening.Comparison) -> str:
 def _mean_similarity(spectra: list[np.ndarray]) -> float:
     pairs = list(itertools.combinations(spectra, 2))
     return float(np.mean([listening.similarity(a, b) for a, b in pairs]))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

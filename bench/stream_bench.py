@@ -25,18 +25,17 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import platform
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
 
+from machine import load, machine
 from audiodream import Client
 from audiodream_server import runtime
 from audiodream_server.engine import ascent
@@ -59,22 +58,6 @@ def signal(blocks: int, seed: int = 0) -> list[np.ndarray]:
     x = 0.3 * np.sin(2 * np.pi * (110 + 50 * seed) * t) * (1 + 0.5 * np.sin(2 * np.pi * t)) \
         + 0.01 * rng.standard_normal(t.size)
     return [b.astype(np.float32) for b in np.split(x, blocks)]
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} cores, {platform.machine()}"
-
-
-def load() -> str:
-    with contextlib.suppress(OSError):
-        return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    return "load average unknown"
 
 
 @contextlib.contextmanager
