@@ -31,36 +31,17 @@ def model_card(result: TrainResult, config: TrainConfig, *, name: str, data_dir:
     """A JSON-ready card for `checkpoint.save_model`."""
     recipe = data_recipe(data_dir)
     dataset = recipe.get("dataset", Path(data_dir).name)
-    spec = result.model.spec
     if not description:
         label = ARCH_LABELS.get(config.arch, config.arch)
         description = (f"{label} trained on {dataset} "
                        f"({len(result.classes)} classes), held-out accuracy "
                        f"{result.test_accuracy:.0%}")
     return {
-        "name": name,
-        "arch": config.arch,
-        "sample_rate": architectures.SAMPLE_RATE,
-        "input_samples": architectures.WINDOW,
-        "classes": list(result.classes),
-        "trained": True,
-        "default_layer": spec.default_layer,
-        "description": description,
-        "parameters": sum(p.numel() for p in result.model.parameters()),
+        **_identity(name, config, result.model, list(result.classes), description),
         "data": recipe,
-        "training": {
-            "command": command,
-            "epochs": len(result.history),
-            "batch_size": config.batch_size,
-            "optimizer": f"Adam lr {config.lr:g}",
-            "lr_schedule": f"StepLR step {config.decay_every} epochs, gamma {config.gamma:g}",
-            "loss": "NLL on log-softmax",
-            "seed": config.seed,
-            "split": f"stratified {1 - config.test_fraction:.0%}/{config.test_fraction:.0%}",
-            "train_clips": result.train_clips,
-            "test_clips": result.test_clips,
-            "history": result.history,
-        },
+        "training": _training(config, result, command, loss="NLL on log-softmax",
+                              split=f"stratified {1 - config.test_fraction:.0%}/"
+                                    f"{config.test_fraction:.0%}"),
         "accuracy": {
             "held_out": round(result.test_accuracy, 4),
             "train": round(result.train_accuracy, 4),
@@ -69,9 +50,7 @@ def model_card(result: TrainResult, config: TrainConfig, *, name: str, data_dir:
         "most_confused": [
             {"true": c.true, "predicted": c.predicted, "count": c.count, "of": c.of}
             for c in most_confused(result.test_matrix, result.classes, confusions)],
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **_made_with(),
     }
 
 
@@ -87,15 +66,7 @@ def autoencoder_card(result, config: TrainConfig, *, name: str, data_dir: Path,
         description = (f"log-mel autoencoder trained on {dataset}, held-out reconstruction "
                        f"error {held_out_db:.1f} dB rms (morphing)")
     return {
-        "name": name,
-        "arch": config.arch,
-        "sample_rate": architectures.SAMPLE_RATE,
-        "input_samples": architectures.WINDOW,
-        "classes": [],
-        "trained": True,
-        "default_layer": result.model.spec.default_layer,
-        "description": description,
-        "parameters": sum(p.numel() for p in result.model.parameters()),
+        **_identity(name, config, result.model, [], description),
         "latent": {
             "channels": autoencoder.LATENT_CHANNELS,
             "mel_rows": autoencoder.MELS // autoencoder.MEL_POOL,
@@ -107,21 +78,11 @@ def autoencoder_card(result, config: TrainConfig, *, name: str, data_dir: Path,
                      f"hop {autoencoder.HOP}",
         },
         "data": recipe,
-        "training": {
-            "command": command,
-            "epochs": len(result.history),
-            "batch_size": config.batch_size,
-            "optimizer": f"Adam lr {config.lr:g}",
-            "lr_schedule": f"StepLR step {config.decay_every} epochs, gamma {config.gamma:g}",
-            "loss": "mean squared log-mel error (natural-log power)",
-            "augmentation": "random level 0..-30 dB per clip and epoch",
-            "seed": config.seed,
-            "split": f"stratified by folder and file {1 - config.test_fraction:.0%}/"
-                     f"{config.test_fraction:.0%}",
-            "train_clips": result.train_clips,
-            "test_clips": result.test_clips,
-            "history": result.history,
-        },
+        "training": _training(
+            config, result, command, loss="mean squared log-mel error (natural-log power)",
+            augmentation="random level 0..-30 dB per clip and epoch",
+            split=f"stratified by folder and file {1 - config.test_fraction:.0%}/"
+                  f"{config.test_fraction:.0%}"),
         "reconstruction": {
             "held_out_mse": round(result.test_mse, 4),
             "held_out_db_rms": round(held_out_db, 3),
@@ -131,7 +92,44 @@ def autoencoder_card(result, config: TrainConfig, *, name: str, data_dir: Path,
                     "held-out clips and their reconstructions; the mean spectrogram of the "
                     "training clips is the do-nothing reference",
         },
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **_made_with(),
     }
+
+
+def _identity(name: str, config: TrainConfig, model, classes: list, description: str) -> dict:
+    """The fields every card opens with: what the model is and what it takes."""
+    return {
+        "name": name,
+        "arch": config.arch,
+        "sample_rate": architectures.SAMPLE_RATE,
+        "input_samples": architectures.WINDOW,
+        "classes": classes,
+        "trained": True,
+        "default_layer": model.spec.default_layer,
+        "description": description,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def _training(config: TrainConfig, result, command: str, *, loss: str, split: str,
+              **extra: str) -> dict:
+    """How it was trained (classifier and autoencoder alike), `extra` after the loss."""
+    return {
+        "command": command,
+        "epochs": len(result.history),
+        "batch_size": config.batch_size,
+        "optimizer": f"Adam lr {config.lr:g}",
+        "lr_schedule": f"StepLR step {config.decay_every} epochs, gamma {config.gamma:g}",
+        "loss": loss,
+        **extra,
+        "seed": config.seed,
+        "split": split,
+        "train_clips": result.train_clips,
+        "test_clips": result.test_clips,
+        "history": result.history,
+    }
+
+
+def _made_with() -> dict:
+    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__, "python": platform.python_version()}

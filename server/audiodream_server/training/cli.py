@@ -67,9 +67,9 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    from .card import model_card
+    from .autoencoder import train_autoencoder
+    from .card import autoencoder_card, model_card
     from .data import load_clips
-    from .report import most_confused
     from .trainer import TrainConfig, train
     from ..models import architectures
     from ..models.checkpoint import save_model
@@ -83,64 +83,48 @@ def main(argv: list[str]) -> int:
     config = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, step_size=args.step_size, gamma=args.gamma, seed=args.seed,
                          test_fraction=args.test_fraction)
-    if args.arch == "autoencoder":
-        return _train_autoencoder(args, argv, config, state_path, out)
+    # The autoencoder learns to reconstruct, not classes: its own trainer, card and summary.
+    autoencoder = args.arch == "autoencoder"
     try:
         config.validate()
         clips = load_clips(Path(args.data_dir), architectures.SAMPLE_RATE,
                            architectures.WINDOW)
-        print(f"{len(clips)} clips in {len(clips.classes)} classes from {args.data_dir}; "
+        classes = "" if autoencoder else f" in {len(clips.classes)} classes"
+        print(f"{len(clips)} clips{classes} from {args.data_dir}; "
               f"{torch.get_num_threads()} torch threads")
-        result = train(config, clips, state_path, resume=args.resume,
-                       show_progress=not args.quiet)
+        result = (train_autoencoder if autoencoder else train)(
+            config, clips, state_path, resume=args.resume, show_progress=not args.quiet)
     except (ValueError, OSError) as exc:
         print(f"audiodream train: {exc}", file=sys.stderr)
         return 2
-    card = model_card(result, config, name=out.name, data_dir=Path(args.data_dir),
-                      command="audiodream train " + shlex.join(argv),
-                      description=args.description, confusions=args.confusions)
+    about = dict(name=out.name, data_dir=Path(args.data_dir),
+                 command="audiodream train " + shlex.join(argv), description=args.description)
+    if autoencoder:
+        card = autoencoder_card(result, config, **about)
+    else:
+        card = model_card(result, config, confusions=args.confusions, **about)
     weights, card_path = save_model(result.model, card, out)
+    if autoencoder:
+        print(f"held-out reconstruction error {result.test_mse:.3f} (log-mel mse; "
+              f"{result.db(result.test_mse):.2f} dB rms) on {result.test_clips} clips; "
+              f"training set {result.db(result.train_mse):.2f} dB; the training set's mean "
+              f"spectrogram scores {result.db(result.baseline_mse):.2f} dB")
+    else:
+        _print_accuracy(result, args.confusions)
+    print(f"wrote {weights} and {card_path}")
+    return 0
+
+
+def _print_accuracy(result, confusions: int) -> None:
+    from .report import most_confused
+
     print(f"held-out accuracy {result.test_accuracy:.3f} on {result.test_clips} clips "
           f"(chance {1 / len(result.classes):.3f}); train accuracy {result.train_accuracy:.3f}")
-    pairs = most_confused(result.test_matrix, result.classes, args.confusions)
+    pairs = most_confused(result.test_matrix, result.classes, confusions)
     if pairs:
         print("most confused (true -> predicted: count of held-out clips of the true class):")
         for pair in pairs:
             print(f"  {pair}")
-    print(f"wrote {weights} and {card_path}")
-    return 0
-
-
-def _train_autoencoder(args, argv, config, state_path: Path, out: Path) -> int:
-    """The autoencoder's run: reconstruction, not classes; its card states the error."""
-    import torch
-
-    from .autoencoder import train_autoencoder
-    from .card import autoencoder_card
-    from .data import load_clips
-    from ..models import architectures
-    from ..models.checkpoint import save_model
-
-    try:
-        config.validate()
-        clips = load_clips(Path(args.data_dir), architectures.SAMPLE_RATE,
-                           architectures.WINDOW)
-        print(f"{len(clips)} clips from {args.data_dir}; {torch.get_num_threads()} torch threads")
-        result = train_autoencoder(config, clips, state_path, resume=args.resume,
-                                   show_progress=not args.quiet)
-    except (ValueError, OSError) as exc:
-        print(f"audiodream train: {exc}", file=sys.stderr)
-        return 2
-    card = autoencoder_card(result, config, name=out.name, data_dir=Path(args.data_dir),
-                            command="audiodream train " + shlex.join(argv),
-                            description=args.description)
-    weights, card_path = save_model(result.model, card, out)
-    print(f"held-out reconstruction error {result.test_mse:.3f} (log-mel mse; "
-          f"{result.db(result.test_mse):.2f} dB rms) on {result.test_clips} clips; "
-          f"training set {result.db(result.train_mse):.2f} dB; the training set's mean "
-          f"spectrogram scores {result.db(result.baseline_mse):.2f} dB")
-    print(f"wrote {weights} and {card_path}")
-    return 0
 
 
 if __name__ == "__main__":
