@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from contextlib import contextmanager
@@ -22,11 +23,13 @@ NO_SERVER = ("{what} comes with the audiodream server, which is not installed he
              "with --server")
 
 
-def extensions() -> list:
-    """The modules installed packages add to the command (the server's, if installed)."""
+@functools.cache
+def extensions() -> tuple:
+    """The modules installed packages add to the command (the server's, if installed),
+    found once per process."""
     from importlib.metadata import entry_points
 
-    return [ep.load() for ep in entry_points(group=EXTENSIONS)]
+    return tuple(ep.load() for ep in entry_points(group=EXTENSIONS))
 
 
 def _extension_commands() -> dict:
@@ -165,9 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     """Runs one command; every failure ends in one line on stderr and an exit code:
     1 the server refused or failed, 2 a usage or file problem, 130 Ctrl-C."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in SERVER_COMMANDS + tuple(_extension_commands()):
+    extended = _extension_commands()
+    if argv and argv[0] in SERVER_COMMANDS + tuple(extended):
         # An extension's command: its own parser reads the rest, -h included.
-        command = _extension_commands().get(argv[0])
+        command = extended.get(argv[0])
         if command is None:
             return _fail(NO_SERVER.format(what=f"'audiodream {argv[0]}'"), 2)
         return command[0](argv[1:])
