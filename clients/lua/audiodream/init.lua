@@ -97,24 +97,25 @@ local function checked(f, ...)
   return nil, status.error("INVALID_ARGUMENT", tostring(result))
 end
 
--- One unary call: encode, call, decode.
+-- One unary call: encode, call, decode. Every unary call of the service is safe
+-- to repeat, so one that finds its replica UNAVAILABLE moves to the next.
 function Client:unary(method, request_type, request, response_type, options)
   local bytes, err = checked(pb.encode, request_type, request)
   if not bytes then return nil, err end
-  bytes, err = self.channel:unary(SERVICE .. method, bytes, options)
-  if not bytes then return nil, err end
-  local response, message = pb.decode(response_type, bytes)
-  if not response then return nil, status.error("INTERNAL", "bad response: " .. message) end
-  return response
+  return self:on_any_replica(function()
+    local reply, failure = self.channel:unary(SERVICE .. method, bytes, options)
+    if not reply then return nil, failure end
+    local response, message = pb.decode(response_type, reply)
+    if not response then return nil, status.error("INTERNAL", "bad response: " .. message) end
+    return response
+  end)
 end
 
 --- The server's models: an array of ModelInfo tables (name, sample_rate,
 --- fixed_input_samples, description, device, num_classes, trained,
 --- default_layer, domain, parameters, is_default), then the default's name.
 function Client:models()
-  local r, err = self:on_any_replica(function()
-    return self:unary("ListModels", "ListModelsRequest", {}, "ListModelsResponse")
-  end)
+  local r, err = self:unary("ListModels", "ListModelsRequest", {}, "ListModelsResponse")
   if not r then return nil, err end
   for _, m in ipairs(r.models) do m.is_default = m.name == r.default_model end
   return r.models, r.default_model
@@ -124,10 +125,8 @@ end
 --- {model, sample_rate, default_layer, layers = {{name, module_type,
 --- channels, frame_rate, stride}...}, classes = {...}}.
 function Client:layers(model)
-  return self:on_any_replica(function()
-    return self:unary("ListLayers", "ListLayersRequest", {model = model or ""},
-      "ListLayersResponse")
-  end)
+  return self:unary("ListLayers", "ListLayersRequest", {model = model or ""},
+    "ListLayersResponse")
 end
 
 --- What a classifier hears: {audio = | encoded =, sample_rate, channels,
@@ -207,9 +206,7 @@ function Client:dream(args)
   local options = {timeout = args.timeout}
   if not args.progress then
     local r
-    r, err = self:on_any_replica(function()
-      return self:unary("Dream", "DreamRequest", request, "DreamResponse", options)
-    end)
+    r, err = self:unary("Dream", "DreamRequest", request, "DreamResponse", options)
     if not r then return nil, err end
     return dream_result(r)
   end
@@ -283,10 +280,8 @@ function Client:morph(args)
   local request, err = checked(morph_request, args)
   if not request then return nil, err end
   local r
-  r, err = self:on_any_replica(function()
-    return self:unary("Morph", "MorphRequest", request, "MorphResponse",
-      {timeout = args.timeout})
-  end)
+  r, err = self:unary("Morph", "MorphRequest", request, "MorphResponse",
+    {timeout = args.timeout})
   if not r then return nil, err end
   local result = dream_result(r)
   result.loss, result.windows, result.model_sample_rate = nil, nil, nil
